@@ -1,0 +1,403 @@
+//! The HTTP handlers: parse, ask the replica, shape the answer. Every answer from the
+//! cluster says which node served it (`x-served-by`) and, for reads, the applied log index
+//! it reflects (`x-applied-index`).
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use raft::protocol::{ReadReply, ReadRequest, ReadValue};
+use raft::{Consistency, Served};
+use serde_json::{json, Value};
+use storage::domain::{AccountId, Command, Outcome, TransactionId, TransferRequest};
+
+use crate::dto;
+use crate::error::ApiError;
+use crate::input::{path_id, read_body, Fields};
+use crate::AppState;
+
+/// Default and largest page of an account's history.
+const HISTORY_PAGE_DEFAULT: usize = 50;
+
+type Params = Query<HashMap<String, String>>;
+
+fn reply(status: StatusCode, body: Value, served_by: u64, applied_index: Option<u64>) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-served-by", HeaderValue::from(served_by));
+    if let Some(index) = applied_index {
+        headers.insert("x-applied-index", HeaderValue::from(index));
+    }
+    response
+}
+
+fn consistency(params: &HashMap<String, String>) -> Result<Consistency, ApiError> {
+    match params.get("consistency").map(String::as_str) {
+        None | Some("linearizable") => Ok(Consistency::Linearizable),
+        // No cache is configured on this node, so a cached read is served from local state.
+        Some("local") | Some("cached") => Ok(Consistency::Local),
+        Some(other) => Err(ApiError::invalid_field(
+            "consistency",
+            format!("'{other}' is not one of linearizable, local, cached"),
+        )),
+    }
+}
+
+async fn read(
+    state: &AppState,
+    request: ReadRequest,
+    params: &HashMap<String, String>,
+) -> Result<Served<ReadReply>, ApiError> {
+    Ok(state.replica.read(request, consistency(params)?).await?)
+}
+
+pub async fn create_account(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, state.limits.body_bytes_max).await?;
+    let fields = Fields::parse(&bytes, &["accountId", "balance", "accountType", "currency"])?;
+    let command = Command::CreateAccount {
+        account_id: fields.account_id("accountId")?,
+        balance: fields.amount("balance")?,
+        account_type: fields.account_type("accountType")?,
+        currency: fields.currency("currency")?,
+    };
+    let served = state.replica.write(command).await?;
+    match served.value {
+        Outcome::AccountCreated { account } => Ok(reply(
+            StatusCode::CREATED,
+            dto::account(&account),
+            served.served_by,
+            None,
+        )),
+        Outcome::AccountExists { account_id } => Err(ApiError::conflict(
+            "ACCOUNT_EXISTS",
+            format!("account {account_id} already exists (or existed: ids are never reused)"),
+        )),
+        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+pub async fn get_account(
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let id = path_id("accountId", &account_id, AccountId::parse)?;
+    let served = read(&state, ReadRequest::Accounts(vec![id.clone()]), &params).await?;
+    let ReadValue::Accounts(mut accounts) = served.value.value else {
+        return Err(ApiError::Internal("unexpected read answer".into()));
+    };
+    match accounts.pop().flatten() {
+        Some(account) => Ok(reply(
+            StatusCode::OK,
+            dto::account(&account),
+            served.served_by,
+            Some(served.value.applied_index),
+        )),
+        None => Err(ApiError::not_found(
+            "ACCOUNT_NOT_FOUND",
+            format!("account {id} not found"),
+        )),
+    }
+}
+
+pub async fn query_accounts(
+    State(state): State<AppState>,
+    Query(params): Params,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, state.limits.body_bytes_max).await?;
+    let fields = Fields::parse(&bytes, &["accountIds"])?;
+    let ids = fields.account_ids("accountIds", state.limits.query_accounts_max)?;
+    let served = read(&state, ReadRequest::Accounts(ids.clone()), &params).await?;
+    let ReadValue::Accounts(accounts) = served.value.value else {
+        return Err(ApiError::Internal("unexpected read answer".into()));
+    };
+    let missing: Vec<AccountId> = ids
+        .iter()
+        .zip(&accounts)
+        .filter(|(_, account)| account.is_none())
+        .map(|(id, _)| id.clone())
+        .collect();
+    let found: Vec<Value> = accounts.iter().flatten().map(dto::account).collect();
+    let body = json!({
+        "appliedIndex": served.value.applied_index,
+        "accounts": found,
+        "missing": dto::missing(&missing),
+    });
+    Ok(reply(
+        StatusCode::OK,
+        body,
+        served.served_by,
+        Some(served.value.applied_index),
+    ))
+}
+
+pub async fn delete_account(
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id("accountId", &account_id, AccountId::parse)?;
+    let served = state
+        .replica
+        .write(Command::DeleteAccount {
+            account_id: id.clone(),
+        })
+        .await?;
+    match served.value {
+        Outcome::AccountDeleted { .. } => Ok(reply(
+            StatusCode::OK,
+            json!({"message": "Account deleted successfully."}),
+            served.served_by,
+            None,
+        )),
+        Outcome::AccountNotFound { .. } => Err(ApiError::not_found(
+            "ACCOUNT_NOT_FOUND",
+            format!("account {id} not found"),
+        )),
+        Outcome::AccountNotEmpty { account } => Err(ApiError::Conflict {
+            code: "ACCOUNT_NOT_EMPTY",
+            message: format!(
+                "account {id} holds {}; transfer the balance out before deleting it",
+                account.balance
+            ),
+            extra: serde_json::Map::from_iter([(
+                "balance".to_owned(),
+                dto::exact_number(account.balance.value()),
+            )]),
+        }),
+        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+fn transfer_request(fields: &Fields) -> Result<TransferRequest, ApiError> {
+    let request = TransferRequest {
+        transaction_id: fields.transaction_id("transactionId")?,
+        source_account_id: fields.account_id("sourceAccountId")?,
+        destination_account_id: fields.account_id("destinationAccountId")?,
+        amount: fields.amount("amount")?,
+        client_timestamp: fields.timestamp("timestamp")?,
+    };
+    if request.amount.is_zero() {
+        return Err(ApiError::invalid_field("amount", "must be greater than 0"));
+    }
+    if request.source_account_id == request.destination_account_id {
+        return Err(ApiError::invalid_field(
+            "destinationAccountId",
+            "must differ from sourceAccountId",
+        ));
+    }
+    Ok(request)
+}
+
+pub async fn process_transaction(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, state.limits.body_bytes_max).await?;
+    let fields = Fields::parse(
+        &bytes,
+        &[
+            "transactionId",
+            "sourceAccountId",
+            "destinationAccountId",
+            "amount",
+            "timestamp",
+        ],
+    )?;
+    let request = transfer_request(&fields)?;
+    let served = state.replica.write(Command::Transfer(request)).await?;
+    match served.value {
+        Outcome::Transfer {
+            transfer,
+            duplicate,
+        } => {
+            let status = match transfer.status {
+                storage::domain::TransferStatus::Completed => StatusCode::OK,
+                storage::domain::TransferStatus::Failed => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let mut response = reply(
+                status,
+                dto::process_result(&transfer),
+                served.served_by,
+                None,
+            );
+            if duplicate {
+                response
+                    .headers_mut()
+                    .insert("x-idempotent-replay", HeaderValue::from_static("true"));
+            }
+            Ok(response)
+        }
+        Outcome::TransferConflict { existing } => Err(ApiError::Conflict {
+            code: "IDEMPOTENCY_CONFLICT",
+            message: format!(
+                "transactionId {} was already used with a different body",
+                existing.request.transaction_id
+            ),
+            extra: serde_json::Map::from_iter([("existing".to_owned(), dto::transfer(&existing))]),
+        }),
+        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+pub async fn transaction_status(
+    State(state): State<AppState>,
+    Path(transaction_id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let id = path_id("transactionId", &transaction_id, TransactionId::parse)?;
+    let served = read(&state, ReadRequest::Transfer(id.clone()), &params).await?;
+    let ReadValue::Transfer(transfer) = served.value.value else {
+        return Err(ApiError::Internal("unexpected read answer".into()));
+    };
+    let transfer = transfer.ok_or_else(|| {
+        ApiError::not_found(
+            "TRANSACTION_NOT_FOUND",
+            format!("transaction {id} not found"),
+        )
+    })?;
+    Ok(reply(
+        StatusCode::OK,
+        dto::transfer(&transfer),
+        served.served_by,
+        Some(served.value.applied_index),
+    ))
+}
+
+fn number_param(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    params
+        .get(name)
+        .map(|text| {
+            text.parse::<u64>()
+                .map_err(|_| ApiError::invalid_field(name, "must be a non-negative integer"))
+        })
+        .transpose()
+}
+
+pub async fn account_history(
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let id = path_id("accountId", &account_id, AccountId::parse)?;
+    let limit = number_param(&params, "limit")?.map_or(HISTORY_PAGE_DEFAULT, |n| n as usize);
+    if limit == 0 || limit > storage::reader::HISTORY_PAGE_MAX {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("must be 1 to {}", storage::reader::HISTORY_PAGE_MAX),
+        ));
+    }
+    let before = number_param(&params, "before")?;
+    let request = ReadRequest::History {
+        account_id: id.clone(),
+        before,
+        limit,
+    };
+    let served = read(&state, request, &params).await?;
+    let ReadValue::History {
+        transfers,
+        next_before,
+    } = served.value.value
+    else {
+        return Err(ApiError::Internal("unexpected read answer".into()));
+    };
+    if transfers.is_empty() && before.is_none() {
+        let exists = state.replica.reader.account(&id)?.value.is_some();
+        if !exists {
+            return Err(ApiError::not_found(
+                "ACCOUNT_NOT_FOUND",
+                format!("account {id} has no transactions and does not exist"),
+            ));
+        }
+    }
+    let body = json!({
+        "accountId": id.as_str(),
+        "transactions": transfers.iter().map(dto::transfer).collect::<Vec<_>>(),
+        "nextBefore": next_before,
+        "appliedIndex": served.value.applied_index,
+    });
+    Ok(reply(
+        StatusCode::OK,
+        body,
+        served.served_by,
+        Some(served.value.applied_index),
+    ))
+}
+
+pub async fn cluster(State(state): State<AppState>) -> Response {
+    let replica = &state.replica;
+    let metrics = replica.raft.metrics().borrow().clone();
+    let members: Vec<dto::Member> = metrics
+        .membership_config
+        .membership()
+        .nodes()
+        .map(|(id, node)| dto::Member {
+            node_id: *id,
+            rpc_addr: node.rpc_addr.clone(),
+            api_addr: node.api_addr.clone(),
+        })
+        .collect();
+    let stats = replica.stats();
+    let body = json!({
+        "nodeId": replica.id,
+        "leaderId": metrics.current_leader,
+        "state": format!("{:?}", metrics.state),
+        "term": metrics.current_term,
+        "appliedIndex": metrics.last_applied.map(|id| id.index),
+        "committedIndex": replica.committed_index(),
+        "lastLogIndex": metrics.last_log_index,
+        "snapshotIndex": metrics.snapshot.map(|id| id.index),
+        "purgedIndex": metrics.purged.map(|id| id.index),
+        "snapshotsBuilt": stats.snapshots_built.load(std::sync::atomic::Ordering::Relaxed),
+        "snapshotsInstalled": stats.snapshots_installed.load(std::sync::atomic::Ordering::Relaxed),
+        "members": members,
+    });
+    reply(
+        StatusCode::OK,
+        body,
+        replica.id,
+        metrics.last_applied.map(|id| id.index),
+    )
+}
+
+pub async fn live() -> Json<Value> {
+    Json(json!({"status": "live"}))
+}
+
+/// Ready: knows a leader and has applied everything it was told is committed.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let replica = &state.replica;
+    let metrics = replica.raft.metrics().borrow().clone();
+    let applied = metrics.last_applied.map_or(0, |id| id.index);
+    let committed = replica.committed_index();
+    let problem = match metrics.current_leader {
+        None => Some("no known leader".to_owned()),
+        Some(_) if applied < committed => {
+            Some(format!("applied {applied} of {committed} committed"))
+        }
+        Some(_) => None,
+    };
+    let body = json!({
+        "status": if problem.is_none() { "ready" } else { "not ready" },
+        "reason": problem,
+        "leaderId": metrics.current_leader,
+        "appliedIndex": applied,
+        "committedIndex": committed,
+    });
+    let status = if problem.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("ROUTE_NOT_FOUND", "no such route")
+}

@@ -1,0 +1,106 @@
+//! Building and running one node from its configuration (zero2prod's `Application`): bind
+//! both listeners, start the replica and the REST server, run until `shutdown` fires.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use raft::bootstrap::ReplicaConfig;
+use raft::proposer::ProposerLimits;
+use raft::replica::ReplicaTimeouts;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::NodeConfig;
+
+pub struct Application {
+    pub replica: Arc<raft::Replica>,
+    api_listener: TcpListener,
+    config: NodeConfig,
+    stop: watch::Sender<bool>,
+}
+
+impl Application {
+    pub async fn build(config: NodeConfig) -> anyhow::Result<Application> {
+        let id = config.id()?;
+        let api_listener = TcpListener::bind(config.api_listen)
+            .await
+            .with_context(|| format!("binding the API on {}", config.api_listen))?;
+        let rpc_listener = TcpListener::bind(config.rpc_listen)
+            .await
+            .with_context(|| format!("binding Raft gRPC on {}", config.rpc_listen))?;
+        let (stop, stopped) = watch::channel(false);
+        let replica_config = ReplicaConfig {
+            id,
+            data_dir: config.data_dir.clone(),
+            members: config.members()?,
+            raft: config.openraft(),
+            limits: ProposerLimits {
+                batch_count_max: config.batch.count_max,
+                batch_wait_us_max: config.batch.wait_us_max,
+                batches_in_flight_max: config.batch.in_flight_max,
+                queue_count_max: config.batch.queue_count_max,
+            },
+            timeouts: ReplicaTimeouts {
+                write_timeout_ms: config.batch.write_timeout_ms,
+                leader_wait_ms: config.batch.leader_wait_ms,
+            },
+        };
+        let replica =
+            raft::bootstrap::start(replica_config, rpc_listener, wait_for(stopped)).await?;
+        Ok(Application {
+            replica,
+            api_listener,
+            config,
+            stop,
+        })
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_listener.local_addr().expect("bound")
+    }
+
+    /// Serves until `shutdown` completes, then stops Raft cleanly.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = api::AppState {
+            replica: self.replica.clone(),
+            limits: api::ApiLimits {
+                body_bytes_max: self.config.http.body_bytes_max,
+                query_accounts_max: self.config.http.query_accounts_max,
+            },
+        };
+        let router = api::router(state);
+        tracing::info!(api = %self.api_addr(), rpc = %self.config.rpc_listen, node = self.replica.id, "serving");
+        // TCP_NODELAY: small JSON answers must not wait on Nagle's algorithm.
+        let listener = self.api_listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving the API")?;
+        let _ = self.stop.send(true);
+        self.replica.raft.shutdown().await.ok();
+        tracing::info!(node = self.replica.id, "stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

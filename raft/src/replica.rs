@@ -1,0 +1,298 @@
+//! One node of the cluster as the API sees it: propose a command or read the ledger, and
+//! learn who served it. "Try locally; on not-leader, forward transparently" (rqlite): a
+//! follower hands writes and linearizable reads to the leader in exactly one hop.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, RaftError};
+use storage::domain::{Command, Outcome};
+use storage::reader::LedgerReader;
+use storage::state_machine::StateMachineStats;
+use storage::{LedgerNode, NodeId};
+
+use crate::error::{Error, Result};
+use crate::network::{call, CallError, Method, Peers};
+use crate::proposer::Proposer;
+use crate::protocol::{
+    ForwardReply, ForwardRequest, ForwardResult, ReadReply, ReadRequest, ReadValue, StatusReply,
+};
+use crate::Raft;
+
+/// How a read may be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Through the leader after it confirms its leadership (ReadIndex): never stale.
+    Linearizable,
+    /// This node's applied state: may lag the leader.
+    Local,
+}
+
+/// A value and the node that produced it.
+#[derive(Debug, Clone)]
+pub struct Served<T> {
+    pub value: T,
+    pub served_by: NodeId,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaTimeouts {
+    /// Longest wait for a proposal to be committed and applied.
+    pub write_timeout_ms: u64,
+    /// Longest a request waits for a leader to be known before 503.
+    pub leader_wait_ms: u64,
+}
+
+pub struct Replica {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub reader: LedgerReader,
+    pub peers_config: BTreeMap<NodeId, LedgerNode>,
+    proposer: Proposer,
+    peers: Peers,
+    committed_index: Arc<AtomicU64>,
+    stats: Arc<StateMachineStats>,
+    timeouts: ReplicaTimeouts,
+}
+
+pub struct ReplicaParts {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub reader: LedgerReader,
+    pub peers_config: BTreeMap<NodeId, LedgerNode>,
+    pub proposer: Proposer,
+    pub peers: Peers,
+    pub committed_index: Arc<AtomicU64>,
+    pub stats: Arc<StateMachineStats>,
+    pub timeouts: ReplicaTimeouts,
+}
+
+impl Replica {
+    pub fn new(parts: ReplicaParts) -> Replica {
+        Replica {
+            id: parts.id,
+            raft: parts.raft,
+            reader: parts.reader,
+            peers_config: parts.peers_config,
+            proposer: parts.proposer,
+            peers: parts.peers,
+            committed_index: parts.committed_index,
+            stats: parts.stats,
+            timeouts: parts.timeouts,
+        }
+    }
+
+    pub fn committed_index(&self) -> u64 {
+        self.committed_index.load(Ordering::Relaxed)
+    }
+
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    pub fn stats(&self) -> &StateMachineStats {
+        &self.stats
+    }
+
+    /// The leader as this node knows it, waiting up to `leader_wait_ms` for an election.
+    async fn leader(&self) -> Result<NodeId> {
+        let mut metrics = self.raft.metrics();
+        let wait = Duration::from_millis(self.timeouts.leader_wait_ms);
+        let known = tokio::time::timeout(wait, async {
+            loop {
+                if let Some(leader) = metrics.borrow_and_update().current_leader {
+                    return Some(leader);
+                }
+                if metrics.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        known.ok().flatten().ok_or(Error::NoLeader)
+    }
+
+    /// Proposes a command through the leader, wherever it is.
+    pub async fn write(&self, command: Command) -> Result<Served<Outcome>> {
+        let leader = self.leader().await?;
+        if leader == self.id {
+            match self.write_local(command.clone()).await {
+                Err(Error::NotLeader {
+                    leader: Some(other),
+                }) if other != self.id => self.forward_write(other, command).await,
+                other => other.map(|value| Served {
+                    value,
+                    served_by: self.id,
+                }),
+            }
+        } else {
+            self.forward_write(leader, command).await
+        }
+    }
+
+    /// Proposes on this node, which must be the leader. Used by the forward handler too.
+    pub async fn write_local(&self, command: Command) -> Result<Outcome> {
+        let wait = Duration::from_millis(self.timeouts.write_timeout_ms);
+        match tokio::time::timeout(wait, self.proposer.propose(command)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::OutcomeUnknown(
+                "not committed within the write timeout".into(),
+            )),
+        }
+    }
+
+    async fn forward_write(&self, leader: NodeId, command: Command) -> Result<Served<Outcome>> {
+        match self
+            .forward(leader, ForwardRequest::Write(command), true)
+            .await?
+        {
+            ForwardReply::Write(value) => Ok(Served {
+                value,
+                served_by: leader,
+            }),
+            ForwardReply::Read(_) => Err(Error::OutcomeUnknown(
+                "leader answered a write with a read".into(),
+            )),
+        }
+    }
+
+    /// Reads the ledger at the requested consistency.
+    pub async fn read(
+        &self,
+        request: ReadRequest,
+        consistency: Consistency,
+    ) -> Result<Served<ReadReply>> {
+        if consistency == Consistency::Local {
+            return Ok(Served {
+                value: self.read_state(&request)?,
+                served_by: self.id,
+            });
+        }
+        let leader = self.leader().await?;
+        if leader == self.id {
+            return Ok(Served {
+                value: self.read_linearizable(&request).await?,
+                served_by: self.id,
+            });
+        }
+        match self
+            .forward(leader, ForwardRequest::Read(request), false)
+            .await?
+        {
+            ForwardReply::Read(value) => Ok(Served {
+                value,
+                served_by: leader,
+            }),
+            ForwardReply::Write(_) => Err(Error::NoLeader),
+        }
+    }
+
+    /// ReadIndex on this node: confirm leadership with a quorum, wait until applied, read.
+    pub async fn read_linearizable(&self, request: &ReadRequest) -> Result<ReadReply> {
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map_err(|error| match error {
+                RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => {
+                    Error::NotLeader {
+                        leader: forward.leader_id,
+                    }
+                }
+                RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)) => Error::NoLeader,
+                RaftError::Fatal(fatal) => Error::Fatal(fatal.to_string()),
+            })?;
+        self.read_state(request)
+    }
+
+    fn read_state(&self, request: &ReadRequest) -> Result<ReadReply> {
+        let reader = &self.reader;
+        Ok(match request {
+            ReadRequest::Accounts(ids) => {
+                let read = reader.accounts(ids)?;
+                ReadReply {
+                    value: ReadValue::Accounts(read.value),
+                    applied_index: read.applied_index,
+                }
+            }
+            ReadRequest::Transfer(id) => {
+                let read = reader.transfer(id)?;
+                ReadReply {
+                    value: ReadValue::Transfer(read.value),
+                    applied_index: read.applied_index,
+                }
+            }
+            ReadRequest::History {
+                account_id,
+                before,
+                limit,
+            } => {
+                let read = reader.history(account_id, *before, *limit)?;
+                ReadReply {
+                    value: ReadValue::History {
+                        transfers: read.value.transfers,
+                        next_before: read.value.next_before,
+                    },
+                    applied_index: read.applied_index,
+                }
+            }
+        })
+    }
+
+    /// Serves a request another node forwarded here. Never forwards again: one hop only.
+    pub async fn serve_forwarded(&self, request: ForwardRequest) -> ForwardResult {
+        match request {
+            ForwardRequest::Write(command) => {
+                self.write_local(command).await.map(ForwardReply::Write)
+            }
+            ForwardRequest::Read(read) => {
+                self.read_linearizable(&read).await.map(ForwardReply::Read)
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        leader: NodeId,
+        request: ForwardRequest,
+        is_write: bool,
+    ) -> Result<ForwardReply> {
+        let node = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned();
+        let node = node.ok_or(Error::NoLeader)?;
+        let channel = self
+            .peers
+            .channel(leader, &node.rpc_addr)
+            .map_err(|_| Error::NoLeader)?;
+        // The leader bounds its own wait by the write timeout; allow the hop on top.
+        let timeout = Duration::from_millis(self.timeouts.write_timeout_ms + 1_000);
+        let answer: ForwardResult = call(channel, Method::Forward, &request, timeout)
+            .await
+            .map_err(|error| match error {
+                CallError::Unreachable(_) => Error::NoLeader,
+                CallError::Failed(text) if is_write => Error::OutcomeUnknown(text),
+                CallError::Failed(_) => Error::NoLeader,
+            })?;
+        answer.map_err(|error| match error {
+            // The leader moved on; one hop only, the client resends (idempotently).
+            Error::NotLeader { .. } => Error::NoLeader,
+            other => other,
+        })
+    }
+
+    pub async fn status(&self) -> StatusReply {
+        let initialized = self.raft.is_initialized().await.unwrap_or(false);
+        StatusReply {
+            node_id: self.id,
+            initialized,
+            leader: self.raft.metrics().borrow().current_leader,
+        }
+    }
+}

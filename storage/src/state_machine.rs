@@ -1,0 +1,408 @@
+//! The RocksDB ledger state machine: openraft's `RaftStateMachine` over the `state` column
+//! family.
+//!
+//! `apply` runs every entry of a call through the pure logic in [`crate::apply`] against an
+//! in-memory overlay, then writes all results and `last_applied` in one `WriteBatch`. The
+//! batch is not synced on its own: the Raft log is already durable, the WAL is shared, and
+//! the next synced log write orders it; after a crash openraft re-applies from the log.
+//!
+//! Snapshots are streamed ranges of a RocksDB snapshot (no pause of apply); installing one
+//! replaces the whole `state` family in one synced batch and re-checks the ledger's
+//! invariants before accepting it.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, StorageIOError};
+use rocksdb::{WriteBatch, WriteOptions, DB};
+use rust_decimal::Decimal;
+
+use crate::apply::{apply_batch, LedgerState};
+use crate::db::{cf, decode, encode, get};
+use crate::domain::{Account, AccountId, BatchResponse, TransactionId, Transfer};
+use crate::error::{Error, Result};
+use crate::keys::{self, CF_SNAPSHOT, CF_STATE};
+use crate::snapshot::{self, SnapshotWriter};
+use crate::types::{
+    Entry, LogId, RaftStorageError, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
+};
+
+/// Counters the node exposes about its state machine.
+#[derive(Debug, Default)]
+pub struct StateMachineStats {
+    pub snapshots_built: AtomicU64,
+    pub snapshots_installed: AtomicU64,
+}
+
+pub struct StateMachineStore {
+    db: Arc<DB>,
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    stats: Arc<StateMachineStats>,
+}
+
+impl StateMachineStore {
+    pub fn open(db: Arc<DB>) -> Result<StateMachineStore> {
+        let applied = get(&db, CF_STATE, keys::META_APPLIED)?;
+        let membership = get(&db, CF_STATE, keys::META_MEMBERSHIP)?.unwrap_or_default();
+        Ok(StateMachineStore {
+            db,
+            applied,
+            membership,
+            stats: Arc::default(),
+        })
+    }
+
+    pub fn stats(&self) -> Arc<StateMachineStats> {
+        self.stats.clone()
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<Vec<BatchResponse>> {
+        let mut overlay = Overlay::new(&self.db);
+        let mut responses = Vec::with_capacity(entries.len());
+        for entry in entries {
+            // Monotonic apply: every entry once, in log order, never going back.
+            if let Some(previous) = self.applied {
+                assert!(
+                    entry.log_id.index > previous.index,
+                    "apply out of order: {} after {previous}",
+                    entry.log_id
+                );
+            }
+            let outcomes = match &entry.payload {
+                EntryPayload::Blank => Vec::new(),
+                EntryPayload::Normal(batch) => {
+                    apply_batch(&mut overlay, batch, entry.log_id.index)?
+                }
+                EntryPayload::Membership(membership) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
+                    Vec::new()
+                }
+            };
+            self.applied = Some(entry.log_id);
+            responses.push(BatchResponse { outcomes });
+        }
+        let mut batch = overlay.into_batch();
+        let state = cf(&self.db, CF_STATE);
+        batch.put_cf(state, keys::META_APPLIED, encode(&self.applied));
+        batch.put_cf(state, keys::META_MEMBERSHIP, encode(&self.membership));
+        self.db.write(batch)?;
+        Ok(responses)
+    }
+
+    fn install(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
+        let pairs = snapshot::decode(data)?;
+        let mut batch = WriteBatch::default();
+        let state = cf(&self.db, CF_STATE);
+        batch.delete_range_cf(state, [0x00u8].as_slice(), [0xffu8; 2].as_slice());
+        let mut applied_in_data: Option<LogId> = None;
+        for (key, value) in &pairs {
+            if *key == keys::META_APPLIED {
+                applied_in_data = decode(key, value)?;
+            }
+            batch.put_cf(state, key, value);
+        }
+        if applied_in_data != meta.last_log_id {
+            return Err(Error::CorruptSnapshot(format!(
+                "data holds applied {applied_in_data:?}, meta says {:?}",
+                meta.last_log_id
+            )));
+        }
+        verify_pairs(&pairs)?;
+        let snapshots = cf(&self.db, CF_SNAPSHOT);
+        batch.put_cf(snapshots, keys::SNAPSHOT_META, encode(meta));
+        batch.put_cf(snapshots, keys::SNAPSHOT_DATA, data);
+        self.db.write_opt(batch, &synced())?;
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.stats
+            .snapshots_installed
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn current_snapshot(&self) -> Result<Option<Snapshot>> {
+        let meta: Option<SnapshotMeta> = get(&self.db, CF_SNAPSHOT, keys::SNAPSHOT_META)?;
+        let data = self
+            .db
+            .get_cf(cf(&self.db, CF_SNAPSHOT), keys::SNAPSHOT_DATA)?;
+        Ok(match (meta, data) {
+            (Some(meta), Some(data)) => Some(Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            }),
+            _ => None,
+        })
+    }
+}
+
+pub fn synced() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    options
+}
+
+/// Checks the ledger's invariants over a full copy of the state: no negative balance and
+/// the recorded total equal to the sum of balances.
+fn verify_pairs(pairs: &[(&[u8], &[u8])]) -> Result<()> {
+    let mut sum = Decimal::ZERO;
+    let mut total = Decimal::ZERO;
+    for (key, value) in pairs {
+        if key.first() == Some(&keys::account_prefix()[0]) {
+            let account: Account = decode(key, value)?;
+            sum += account.balance.value();
+        } else if *key == keys::META_TOTAL_BALANCE {
+            total = decode(key, value)?;
+        }
+    }
+    if sum != total {
+        return Err(Error::CorruptSnapshot(format!(
+            "balances sum to {sum}, total says {total}"
+        )));
+    }
+    Ok(())
+}
+
+/// What one `apply` call has read and written so far, over the database.
+struct Overlay<'a> {
+    db: &'a DB,
+    batch: WriteBatch,
+    accounts: HashMap<AccountId, Option<Account>>,
+    retired: HashSet<AccountId>,
+    transfers: HashMap<TransactionId, Transfer>,
+    next_sequence: Option<u64>,
+    total: Option<Decimal>,
+}
+
+impl<'a> Overlay<'a> {
+    fn new(db: &'a DB) -> Overlay<'a> {
+        Overlay {
+            db,
+            batch: WriteBatch::default(),
+            accounts: HashMap::new(),
+            retired: HashSet::new(),
+            transfers: HashMap::new(),
+            next_sequence: None,
+            total: None,
+        }
+    }
+
+    fn into_batch(mut self) -> WriteBatch {
+        let state = cf(self.db, CF_STATE);
+        if let Some(next) = self.next_sequence {
+            self.batch
+                .put_cf(state, keys::META_NEXT_SEQUENCE, encode(&next));
+        }
+        if let Some(total) = self.total {
+            self.batch
+                .put_cf(state, keys::META_TOTAL_BALANCE, encode(&total));
+        }
+        self.batch
+    }
+}
+
+impl LedgerState for Overlay<'_> {
+    type Error = Error;
+
+    fn account(&mut self, id: &AccountId) -> Result<Option<Account>> {
+        if let Some(account) = self.accounts.get(id) {
+            return Ok(account.clone());
+        }
+        let account: Option<Account> = get(self.db, CF_STATE, &keys::account(id))?;
+        if let Some(account) = &account {
+            assert_eq!(&account.account_id, id);
+        }
+        self.accounts.insert(id.clone(), account.clone());
+        Ok(account)
+    }
+
+    fn account_retired(&mut self, id: &AccountId) -> Result<bool> {
+        if self.retired.contains(id) {
+            return Ok(true);
+        }
+        Ok(self
+            .db
+            .get_pinned_cf(cf(self.db, CF_STATE), keys::retired_account(id))?
+            .is_some())
+    }
+
+    fn transfer(&mut self, id: &TransactionId) -> Result<Option<Transfer>> {
+        if let Some(transfer) = self.transfers.get(id) {
+            return Ok(Some(transfer.clone()));
+        }
+        get(self.db, CF_STATE, &keys::transfer(id))
+    }
+
+    fn put_account(&mut self, account: &Account) {
+        let state = cf(self.db, CF_STATE);
+        self.batch
+            .put_cf(state, keys::account(&account.account_id), encode(account));
+        self.accounts
+            .insert(account.account_id.clone(), Some(account.clone()));
+    }
+
+    fn retire_account(&mut self, account: &Account) {
+        assert!(account.balance.is_zero(), "only empty accounts are retired");
+        let state = cf(self.db, CF_STATE);
+        self.batch
+            .delete_cf(state, keys::account(&account.account_id));
+        self.batch.put_cf(
+            state,
+            keys::retired_account(&account.account_id),
+            encode(account),
+        );
+        self.accounts.insert(account.account_id.clone(), None);
+        self.retired.insert(account.account_id.clone());
+    }
+
+    fn put_transfer(&mut self, transfer: &Transfer) {
+        let state = cf(self.db, CF_STATE);
+        let request = &transfer.request;
+        let id = request.transaction_id.as_str().as_bytes();
+        self.batch.put_cf(
+            state,
+            keys::transfer(&request.transaction_id),
+            encode(transfer),
+        );
+        self.batch.put_cf(
+            state,
+            keys::history(&request.source_account_id, transfer.sequence),
+            id,
+        );
+        self.batch.put_cf(
+            state,
+            keys::history(&request.destination_account_id, transfer.sequence),
+            id,
+        );
+        self.batch
+            .put_cf(state, keys::journal(transfer.sequence), id);
+        self.transfers
+            .insert(request.transaction_id.clone(), transfer.clone());
+    }
+
+    fn next_sequence(&mut self) -> Result<u64> {
+        let next = match self.next_sequence {
+            Some(next) => next,
+            None => get(self.db, CF_STATE, keys::META_NEXT_SEQUENCE)?.unwrap_or(1),
+        };
+        assert!(next >= 1, "sequences start at 1");
+        self.next_sequence = Some(next + 1);
+        Ok(next)
+    }
+
+    fn total_balance(&mut self) -> Result<Decimal> {
+        match self.total {
+            Some(total) => Ok(total),
+            None => Ok(get(self.db, CF_STATE, keys::META_TOTAL_BALANCE)?.unwrap_or_default()),
+        }
+    }
+
+    fn set_total_balance(&mut self, total: Decimal) {
+        assert!(!total.is_sign_negative() || total.is_zero());
+        self.total = Some(total);
+    }
+}
+
+fn read_error(error: Error) -> RaftStorageError {
+    StorageIOError::read_state_machine(&error).into()
+}
+
+fn write_error(error: Error) -> RaftStorageError {
+    StorageIOError::write_state_machine(&error).into()
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership), RaftStorageError> {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<BatchResponse>, RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        self.apply_entries(entries.into_iter().collect())
+            .map_err(write_error)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder {
+            db: self.db.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, RaftStorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), RaftStorageError> {
+        self.install(meta, snapshot.get_ref())
+            .map_err(|error| StorageIOError::write_snapshot(Some(meta.signature()), &error).into())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, RaftStorageError> {
+        self.current_snapshot().map_err(read_error)
+    }
+}
+
+pub struct SnapshotBuilder {
+    db: Arc<DB>,
+    stats: Arc<StateMachineStats>,
+}
+
+impl SnapshotBuilder {
+    fn build(&self) -> Result<Snapshot> {
+        let view = self.db.snapshot();
+        let mut writer = SnapshotWriter::new();
+        let mut applied: Option<LogId> = None;
+        let mut membership = StoredMembership::default();
+        for item in view.iterator_cf(cf(&self.db, CF_STATE), rocksdb::IteratorMode::Start) {
+            let (key, value) = item?;
+            if &*key == keys::META_APPLIED {
+                applied = decode(&key, &value)?;
+            } else if &*key == keys::META_MEMBERSHIP {
+                membership = decode(&key, &value)?;
+            }
+            writer.push(&key, &value);
+        }
+        let built = self.stats.snapshots_built.fetch_add(1, Ordering::Relaxed) + 1;
+        let snapshot_id = match applied {
+            Some(log_id) => format!("{}-{}-{built}", log_id.leader_id, log_id.index),
+            None => format!("empty-{built}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        let data = writer.finish();
+        let mut batch = WriteBatch::default();
+        let snapshots = cf(&self.db, CF_SNAPSHOT);
+        batch.put_cf(snapshots, keys::SNAPSHOT_META, encode(&meta));
+        batch.put_cf(snapshots, keys::SNAPSHOT_DATA, &data);
+        self.db.write_opt(batch, &synced())?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, RaftStorageError> {
+        self.build()
+            .map_err(|error| StorageIOError::write_snapshot(None, &error).into())
+    }
+}
