@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
             get(routes::transaction_status),
         )
         .route("/api/v1/cluster", get(routes::cluster))
+        .route("/api/v1/admin/audit", get(routes::audit))
         .route("/health/live", get(routes::live))
         .route("/health/ready", get(routes::ready))
         .fallback(routes::not_found)

@@ -366,6 +366,30 @@ pub async fn cluster(State(state): State<AppState>) -> Response {
     )
 }
 
+/// This node's own applied state, scanned whole: conservation, no negative balance, and a
+/// digest that equals other replicas' at the same applied index. Costs a full scan.
+pub async fn audit(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let reader = state.replica.reader.clone();
+    let audit = tokio::task::spawn_blocking(move || reader.audit())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let body = json!({
+        "nodeId": state.replica.id,
+        "appliedIndex": audit.applied_index,
+        "accounts": audit.accounts,
+        "sumOfBalances": dto::exact_number(audit.sum_of_balances),
+        "recordedTotal": dto::exact_number(audit.recorded_total),
+        "conserved": audit.sum_of_balances == audit.recorded_total,
+        "digest": format!("{:016x}", audit.digest),
+    });
+    Ok(reply(
+        StatusCode::OK,
+        body,
+        state.replica.id,
+        Some(audit.applied_index),
+    ))
+}
+
 pub async fn live() -> Json<Value> {
     Json(json!({"status": "live"}))
 }

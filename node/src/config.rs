@@ -109,23 +109,26 @@ fn invalid(message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(message.into())
 }
 
-/// The defaults every layer starts from.
-fn defaults() -> serde_json::Value {
-    serde_json::json!({
-        "data_dir": "data",
-        "api_listen": "127.0.0.1:8080",
-        "rpc_listen": "127.0.0.1:8180",
-        "peers": "0=127.0.0.1:8180/127.0.0.1:8080",
-        "raft": RaftSettings::default(),
-        "batch": BatchSettings::default(),
-        "http": HttpSettings::default(),
-        "log_format": "text",
-    })
+impl Default for NodeConfig {
+    /// One node alone on loopback: what the layers on top start from.
+    fn default() -> NodeConfig {
+        NodeConfig {
+            node_id: None,
+            data_dir: PathBuf::from("data"),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            rpc_listen: SocketAddr::from(([127, 0, 0, 1], 8180)),
+            peers: "0=127.0.0.1:8180/127.0.0.1:8080".into(),
+            raft: RaftSettings::default(),
+            batch: BatchSettings::default(),
+            http: HttpSettings::default(),
+            log_format: "text".into(),
+        }
+    }
 }
 
 impl NodeConfig {
     pub fn load(file: Option<&Path>) -> Result<NodeConfig, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(defaults()));
+        let mut figment = Figment::from(Serialized::defaults(NodeConfig::default()));
         if let Some(file) = file {
             if !file.exists() {
                 return Err(invalid(format!(

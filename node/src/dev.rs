@@ -128,6 +128,7 @@ pub fn run(data_dir: &Path, base_port: u16) -> anyhow::Result<()> {
 async fn supervise(nodes: &[DevNode], children: &mut [Child]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_millis(READY_WAIT_MS);
     let mut announced = false;
+    let mut exited = vec![false; nodes.len()];
     let signal = crate::app::signal();
     tokio::pin!(signal);
     loop {
@@ -135,8 +136,13 @@ async fn supervise(nodes: &[DevNode], children: &mut [Child]) -> anyhow::Result<
             _ = &mut signal => break,
             _ = tokio::time::sleep(Duration::from_millis(CHILD_POLL_MS)) => {}
         }
-        for (node, child) in nodes.iter().zip(children.iter_mut()) {
+        let watched = nodes.iter().zip(children.iter_mut()).zip(exited.iter_mut());
+        for ((node, child), reported) in watched {
+            if *reported {
+                continue;
+            }
             if let Ok(Some(status)) = child.try_wait() {
+                *reported = true;
                 eprintln!(
                     "ledger dev: node {} exited ({status}); see {}",
                     node.id,
