@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks to build and test ledger. Idempotent.
+# - libclang: bindgen generates RocksDB's bindings at build time.
+# - protoc is vendored (protoc-bin-vendored); RocksDB itself is built from the crate.
+set -euo pipefail
+
+need=()
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libclang; then
+  need+=(libclang-dev clang)
+fi
+command -v c++ >/dev/null 2>&1 || need+=(g++)
+command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing; install Rust first (rustup)" >&2; exit 1; }
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
