@@ -57,20 +57,39 @@ async fn hot_accounts_conserve_the_total_under_concurrency() {
         }
     }
     assert_eq!(completed + failed, TRANSFERS);
-    assert!(completed > TRANSFERS / 2, "most transfers fit the balances: {completed}");
+    assert!(
+        completed > TRANSFERS / 2,
+        "most transfers fit the balances: {completed}"
+    );
 
     let ids: Vec<String> = ACCOUNTS.iter().map(|s| s.to_string()).collect();
     for node in 0..3 {
         let balances = cluster.balances(node, &ids).await;
-        assert_eq!(balances.iter().copied().sum::<Decimal>(), Decimal::from(3000));
+        assert_eq!(
+            balances.iter().copied().sum::<Decimal>(),
+            Decimal::from(3000)
+        );
         assert!(balances.iter().all(|b| *b >= Decimal::ZERO), "{balances:?}");
-        assert_eq!(balances, expected.to_vec(), "balances reconcile with completed transfers");
+        assert_eq!(
+            balances,
+            expected.to_vec(),
+            "balances reconcile with completed transfers"
+        );
     }
     for (n, _) in ACCOUNTS.iter().enumerate() {
-        let (_, history) = cluster.get(n, &format!("/api/v1/accounts/{}/transactions?limit=1000", ACCOUNTS[n])).await.unwrap();
+        let (_, history) = cluster
+            .get(
+                n,
+                &format!("/api/v1/accounts/{}/transactions?limit=1000", ACCOUNTS[n]),
+            )
+            .await
+            .unwrap();
         let listed = history["transactions"].as_array().unwrap();
         // Newest first, strictly by commit sequence.
-        let sequences: Vec<u64> = listed.iter().map(|t| t["sequence"].as_u64().unwrap()).collect();
+        let sequences: Vec<u64> = listed
+            .iter()
+            .map(|t| t["sequence"].as_u64().unwrap())
+            .collect();
         assert!(sequences.windows(2).all(|w| w[0] > w[1]));
         let _ = decimal(&listed[0]["amount"]);
     }

@@ -31,7 +31,11 @@ struct Ack {
 async fn send_until_answered(cluster: &RwLock<Cluster>, worker: usize, body: &Value) -> Ack {
     for attempt in 0..ATTEMPTS_MAX {
         let node = (worker + attempt) % 3;
-        let answer = cluster.read().await.post(node, "/api/v1/transactions/process", body).await;
+        let answer = cluster
+            .read()
+            .await
+            .post(node, "/api/v1/transactions/process", body)
+            .await;
         if let Some((200 | 422, served_by, answer)) = answer {
             return Ack {
                 id: body["transactionId"].as_str().unwrap().to_owned(),
@@ -76,7 +80,10 @@ async fn acknowledged_transfers_survive_a_leader_kill() {
 
     let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
     while acknowledged.load(Ordering::Relaxed) < KILL_AFTER {
-        assert!(Instant::now() < deadline, "load never reached {KILL_AFTER} acknowledgements");
+        assert!(
+            Instant::now() < deadline,
+            "load never reached {KILL_AFTER} acknowledgements"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     cluster.write().await.kill(old_leader);
@@ -93,7 +100,8 @@ async fn acknowledged_transfers_survive_a_leader_kill() {
     let new_leader = cluster.leader().await;
     assert_ne!(new_leader, old_leader);
     assert!(
-        acks.iter().any(|ack| ack.served_by == Some(new_leader as u64)),
+        acks.iter()
+            .any(|ack| ack.served_by == Some(new_leader as u64)),
         "the new leader took writes"
     );
 
@@ -102,16 +110,27 @@ async fn acknowledged_transfers_survive_a_leader_kill() {
         let path = format!("/api/v1/transactions/{}/status", ack.id);
         let (status, body) = cluster.get(new_leader, &path).await.unwrap();
         assert_eq!(status, 200, "{} lost: {body}", ack.id);
-        assert_eq!(body["status"], json!(ack.status), "{} changed outcome", ack.id);
+        assert_eq!(
+            body["status"],
+            json!(ack.status),
+            "{} changed outcome",
+            ack.id
+        );
     }
     let balances = cluster.balances(new_leader, &ids).await;
-    assert_eq!(balances.iter().copied().sum::<Decimal>(), Decimal::from(10000 * ACCOUNTS as i64));
+    assert_eq!(
+        balances.iter().copied().sum::<Decimal>(),
+        Decimal::from(10000 * ACCOUNTS as i64)
+    );
     assert!(balances.iter().all(|b| *b >= Decimal::ZERO));
 
     // The killed node comes back, catches up and agrees.
     cluster.spawn(old_leader);
     cluster.wait_ready(old_leader).await;
     cluster.assert_replicas_identical().await;
-    let (_, account) = cluster.get(old_leader, "/api/v1/accounts/acct-0?consistency=local").await.unwrap();
+    let (_, account) = cluster
+        .get(old_leader, "/api/v1/accounts/acct-0?consistency=local")
+        .await
+        .unwrap();
     assert_eq!(decimal(&account["balance"]), balances[0]);
 }

@@ -15,7 +15,7 @@ use storage::reader::LedgerReader;
 use storage::state_machine::StateMachineStore;
 use storage::{LedgerNode, NodeId};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::error::{Error, Result};
 use crate::log_store::LogStore;
@@ -98,10 +98,12 @@ fn serve_grpc(
     let service = RaftServiceServer::new(RaftGrpc::new(replica))
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
+    // TCP_NODELAY on accepted connections too: a follower's small acknowledgements must not
+    // wait ~40 ms on Nagle's algorithm (the builder's option only covers sockets it binds).
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::spawn(async move {
         if let Err(error) = server.await {
             tracing::error!(%error, "raft gRPC server stopped");
