@@ -49,6 +49,7 @@ pub fn process_result(transfer: &Transfer) -> Value {
             "transactionId": id,
             "status": "COMPLETED",
             "sequence": transfer.sequence,
+            "logIndex": transfer.log_index,
         }),
         (TransferStatus::Failed, reason) => {
             let reason = reason.expect("a failed transfer has a reason");
@@ -58,6 +59,8 @@ pub fn process_result(transfer: &Transfer) -> Value {
                 "transactionId": id,
                 "status": "FAILED",
                 "reason": reason.code(),
+                "sequence": transfer.sequence,
+                "logIndex": transfer.log_index,
             })
         }
     }

@@ -47,6 +47,7 @@ impl Application {
                 write_timeout_ms: config.batch.write_timeout_ms,
                 leader_wait_ms: config.batch.leader_wait_ms,
             },
+            rpc_source_ip: config.rpc_source_ip,
         };
         let replica =
             raft::bootstrap::start(replica_config, rpc_listener, wait_for(stopped)).await?;

@@ -22,6 +22,9 @@ pub struct NodeConfig {
     pub api_listen: SocketAddr,
     /// Where the Raft gRPC service listens.
     pub rpc_listen: SocketAddr,
+    /// Source address of connections to peers; unset lets the OS choose. Fault tests give
+    /// each node its own loopback address so iptables can cut links between nodes.
+    pub rpc_source_ip: Option<std::net::IpAddr>,
     /// Every voter, this node included: `ID=RPC_HOST:PORT/API_HOST:PORT`, comma-separated.
     /// Host names are resolved when connecting (stable StatefulSet DNS names work).
     pub peers: String,
@@ -117,6 +120,7 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from("data"),
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             rpc_listen: SocketAddr::from(([127, 0, 0, 1], 8180)),
+            rpc_source_ip: None,
             peers: "0=127.0.0.1:8180/127.0.0.1:8080".into(),
             raft: RaftSettings::default(),
             batch: BatchSettings::default(),

@@ -38,6 +38,8 @@ pub struct ReplicaConfig {
     pub raft: openraft::Config,
     pub limits: ProposerLimits,
     pub timeouts: ReplicaTimeouts,
+    /// Source address for connections to peers (`None`: chosen by the OS).
+    pub rpc_source_ip: Option<std::net::IpAddr>,
 }
 
 /// Starts the replica and its gRPC server on `rpc_listener`; the server stops when
@@ -57,7 +59,7 @@ pub async fn start(
     let committed_index = log_store.committed_index();
     let state_machine = StateMachineStore::open(db.clone())?;
     let stats = state_machine.stats();
-    let peers = Peers::default();
+    let peers = Peers::new(config.rpc_source_ip);
     let raft_config = Arc::new(
         config
             .raft

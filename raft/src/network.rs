@@ -6,6 +6,7 @@
 //! hundred writes per second.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -51,9 +52,18 @@ pub enum CallError {
 #[derive(Clone, Default)]
 pub struct Peers {
     channels: Arc<RwLock<HashMap<NodeId, (String, Channel)>>>,
+    /// Source address of outgoing connections; lets fault tests tell nodes apart on loopback.
+    source_ip: Option<IpAddr>,
 }
 
 impl Peers {
+    pub fn new(source_ip: Option<IpAddr>) -> Peers {
+        Peers {
+            channels: Arc::default(),
+            source_ip,
+        }
+    }
+
     pub fn channel(&self, id: NodeId, rpc_addr: &str) -> Result<Channel, CallError> {
         if let Some((addr, channel)) = self.channels.read().expect("not poisoned").get(&id) {
             if addr == rpc_addr {
@@ -63,6 +73,7 @@ impl Peers {
         let endpoint = Endpoint::from_shared(format!("http://{rpc_addr}"))
             .map_err(|e| CallError::Unreachable(format!("bad address {rpc_addr}: {e}")))?
             .tcp_nodelay(true)
+            .local_address(self.source_ip)
             .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
             .http2_keep_alive_interval(Duration::from_secs(10));
         let channel = endpoint.connect_lazy();

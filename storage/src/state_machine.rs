@@ -402,7 +402,15 @@ impl SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, RaftStorageError> {
-        self.build()
-            .map_err(|error| StorageIOError::write_snapshot(None, &error).into())
+        // A full scan and a synced write: off the async workers, so apply and the network
+        // keep running while it is built.
+        let builder = SnapshotBuilder {
+            db: self.db.clone(),
+            stats: self.stats.clone(),
+        };
+        let built = tokio::task::spawn_blocking(move || builder.build())
+            .await
+            .map_err(|error| StorageIOError::write_snapshot(None, &error))?;
+        built.map_err(|error| StorageIOError::write_snapshot(None, &error).into())
     }
 }
