@@ -143,7 +143,12 @@ impl NodeConfig {
             figment = figment.merge(Toml::file(file));
         }
         let config: NodeConfig = figment
-            .merge(Env::prefixed("LEDGER_").split("__"))
+            .merge(
+                // LEDGER_LOG (log filter) and LEDGER_CONFIG (file path) are not config keys.
+                Env::prefixed("LEDGER_")
+                    .filter(|key| key != "log" && key != "config")
+                    .split("__"),
+            )
             .extract()
             .map_err(Box::new)?;
         config.validate()?;

@@ -1,0 +1,300 @@
+//! Clients and workloads. Each client is one Jepsen process: it invokes one operation at a
+//! time against a random node and records how it ended.
+//!
+//! - bank: transfers between random accounts of a fixed set, and reads of every account at
+//!   once through the consistent multi-account read;
+//! - history: one account's transaction list (for the per-account, Elle-style check);
+//! - idempotency: resends of an earlier transactionId, with the same or an altered body.
+//!
+//! Outcome rules: `fail` only where the server guarantees nothing was applied (400, 409 for a
+//! fresh id, 503 `NO_LEADER`/`OVERLOADED`, connection refused); everything uncertain,
+//! timeouts first, is `info`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::history::{Function, OpType, Recorder};
+
+/// Longest a client waits for one answer before recording `info`.
+pub const REQUEST_TIMEOUT_MS: u64 = 3_000;
+/// Pause after an operation that did not succeed, so a dead node does not turn a client
+/// into a tight loop of refused connections.
+pub const BACKOFF_MS: u64 = 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Setup {
+    pub accounts: Vec<String>,
+    pub initial_balance: Decimal,
+}
+
+impl Setup {
+    pub fn total(&self) -> Decimal {
+        self.initial_balance * Decimal::from(self.accounts.len())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Workloads {
+    pub bank: bool,
+    pub history: bool,
+    pub idempotency: bool,
+}
+
+pub struct ClientContext {
+    pub http: reqwest::Client,
+    pub urls: Vec<String>,
+    pub recorder: Recorder,
+    pub setup: Arc<Setup>,
+    pub workloads: Workloads,
+    pub deadline: Instant,
+    pub ops_max: usize,
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}
+
+pub enum Answer {
+    Ok(u16, Value),
+    Fail(String),
+    Info(String),
+}
+
+fn error_code(body: &Value) -> String {
+    body["code"].as_str().unwrap_or("UNKNOWN").to_owned()
+}
+
+/// Sends one request and classifies the answer by the rules above.
+pub async fn send(request: reqwest::RequestBuilder, ok_statuses: &[u16]) -> Answer {
+    let response = match request
+        .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
+        .send()
+        .await
+    {
+        Ok(response) => response,
+        Err(error) if error.is_connect() => return Answer::Fail(format!("connect: {error}")),
+        Err(error) => return Answer::Info(error.to_string()),
+    };
+    let status = response.status().as_u16();
+    let body: Value = match response.json().await {
+        Ok(body) => body,
+        Err(error) => return Answer::Info(format!("{status}: unreadable body: {error}")),
+    };
+    if ok_statuses.contains(&status) {
+        return Answer::Ok(status, body);
+    }
+    match (status, error_code(&body).as_str()) {
+        (400 | 404 | 409, code) => Answer::Fail(format!("{status} {code}")),
+        (503, code @ ("NO_LEADER" | "OVERLOADED")) => Answer::Fail(format!("503 {code}")),
+        (_, code) => Answer::Info(format!("{status} {code}")),
+    }
+}
+
+struct Client {
+    process: String,
+    context: Arc<ClientContext>,
+    /// This client's acknowledged transfers: (request body, acknowledged status).
+    acknowledged: Vec<(Value, String)>,
+    next_id: usize,
+    last_ok: bool,
+}
+
+impl Client {
+    fn record(
+        &mut self,
+        kind: OpType,
+        f: Function,
+        value: Value,
+        node: usize,
+        error: Option<String>,
+    ) {
+        if kind != OpType::Invoke {
+            self.last_ok = kind == OpType::Ok;
+        }
+        self.context
+            .recorder
+            .record(&self.process, kind, f, value, Some(node), error);
+    }
+
+    fn node(&self) -> (usize, String) {
+        let node = fastrand::usize(..self.context.urls.len());
+        (node, self.context.urls[node].clone())
+    }
+
+    async fn transfer(&mut self) {
+        let accounts = self.context.setup.accounts.clone();
+        let from = fastrand::usize(..accounts.len());
+        let to = (from + 1 + fastrand::usize(..accounts.len() - 1)) % accounts.len();
+        let amount = Decimal::new(fastrand::i64(1..=5_000), 2);
+        let id = format!("t{}-{}", self.process, self.next_id);
+        self.next_id += 1;
+        let body = json!({"transactionId": id, "sourceAccountId": accounts[from],
+                          "destinationAccountId": accounts[to], "amount": amount.to_string()});
+        let (node, url) = self.node();
+        self.record(OpType::Invoke, Function::Transfer, body.clone(), node, None);
+        let request = self
+            .context
+            .http
+            .post(format!("{url}/api/v1/transactions/process"))
+            .json(&body);
+        match send(request, &[200, 422]).await {
+            Answer::Ok(_, answer) => {
+                let status = answer["status"].as_str().unwrap_or("?").to_owned();
+                let mut value = body.clone();
+                value["status"] = json!(status);
+                value["logIndex"] = answer["logIndex"].clone();
+                self.record(OpType::Ok, Function::Transfer, value, node, None);
+                self.acknowledged.push((body, status));
+            }
+            Answer::Fail(error) => {
+                self.record(OpType::Fail, Function::Transfer, body, node, Some(error))
+            }
+            Answer::Info(error) => {
+                self.record(OpType::Info, Function::Transfer, body, node, Some(error))
+            }
+        }
+    }
+
+    async fn read(&mut self) {
+        let (node, url) = self.node();
+        let ids = self.context.setup.accounts.clone();
+        self.record(OpType::Invoke, Function::Read, Value::Null, node, None);
+        let request = self
+            .context
+            .http
+            .post(format!("{url}/api/v1/accounts/query"))
+            .json(&json!({"accountIds": ids}));
+        match send(request, &[200]).await {
+            Answer::Ok(_, answer) => {
+                let balances: serde_json::Map<String, Value> = answer["accounts"]
+                    .as_array()
+                    .map(|accounts| {
+                        accounts
+                            .iter()
+                            .map(|a| {
+                                (
+                                    a["accountId"].as_str().unwrap_or("?").to_owned(),
+                                    json!(a["balance"].to_string()),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let value = json!({"appliedIndex": answer["appliedIndex"], "balances": balances, "missing": answer["missing"]});
+                self.record(OpType::Ok, Function::Read, value, node, None);
+            }
+            Answer::Fail(error) | Answer::Info(error) => {
+                // A read changes nothing: whatever happened to it, it did not happen.
+                self.record(OpType::Fail, Function::Read, Value::Null, node, Some(error));
+            }
+        }
+    }
+
+    async fn history(&mut self) {
+        let accounts = self.context.setup.accounts.clone();
+        let account = accounts[fastrand::usize(..accounts.len())].clone();
+        let (node, url) = self.node();
+        self.record(
+            OpType::Invoke,
+            Function::History,
+            json!({"account": account}),
+            node,
+            None,
+        );
+        let request = self.context.http.get(format!(
+            "{url}/api/v1/accounts/{account}/transactions?limit=1000"
+        ));
+        match send(request, &[200]).await {
+            Answer::Ok(_, answer) => {
+                let ids: Vec<Value> = answer["transactions"]
+                    .as_array()
+                    .map(|list| list.iter().map(|t| t["transactionId"].clone()).collect())
+                    .unwrap_or_default();
+                let value =
+                    json!({"account": account, "appliedIndex": answer["appliedIndex"], "ids": ids});
+                self.record(OpType::Ok, Function::History, value, node, None);
+            }
+            Answer::Fail(error) | Answer::Info(error) => {
+                self.record(
+                    OpType::Fail,
+                    Function::History,
+                    json!({"account": account}),
+                    node,
+                    Some(error),
+                );
+            }
+        }
+    }
+
+    async fn resend(&mut self) {
+        let (mut body, original) =
+            self.acknowledged[fastrand::usize(..self.acknowledged.len())].clone();
+        let altered = fastrand::u8(..10) < 3;
+        if altered {
+            let amount: Decimal = body["amount"].as_str().unwrap().parse().unwrap();
+            body["amount"] = json!((amount + Decimal::ONE).to_string());
+        }
+        let (node, url) = self.node();
+        let invoke = json!({"request": body, "altered": altered, "originalStatus": original});
+        self.record(OpType::Invoke, Function::Resend, invoke.clone(), node, None);
+        let request = self
+            .context
+            .http
+            .post(format!("{url}/api/v1/transactions/process"))
+            .json(&body);
+        let answer = send(request, &[200, 409, 422]).await;
+        let mut value = invoke;
+        match answer {
+            Answer::Ok(409, answer) => {
+                value["conflict"] = json!(answer["code"] == "IDEMPOTENCY_CONFLICT");
+                self.record(OpType::Ok, Function::Resend, value, node, None);
+            }
+            Answer::Ok(_, answer) => {
+                value["conflict"] = json!(false);
+                value["status"] = answer["status"].clone();
+                self.record(OpType::Ok, Function::Resend, value, node, None);
+            }
+            Answer::Fail(error) => {
+                self.record(OpType::Fail, Function::Resend, value, node, Some(error))
+            }
+            Answer::Info(error) => {
+                self.record(OpType::Info, Function::Resend, value, node, Some(error))
+            }
+        }
+    }
+
+    async fn step(&mut self) -> bool {
+        let workloads = self.context.workloads;
+        let roll = fastrand::u8(..100);
+        if workloads.idempotency && roll < 15 && !self.acknowledged.is_empty() {
+            self.resend().await
+        } else if workloads.history && roll < 25 {
+            self.history().await
+        } else if workloads.bank && roll < 50 {
+            self.read().await
+        } else {
+            self.transfer().await
+        }
+        self.last_ok
+    }
+}
+
+/// Runs one client until the deadline, its operation budget, or a stop request.
+pub async fn run(process: usize, context: Arc<ClientContext>) {
+    let mut client = Client {
+        process: process.to_string(),
+        context: context.clone(),
+        acknowledged: Vec::new(),
+        next_id: 0,
+        last_ok: false,
+    };
+    for _ in 0..context.ops_max {
+        if Instant::now() >= context.deadline || *context.stop.borrow() {
+            break;
+        }
+        if !client.step().await {
+            tokio::time::sleep(Duration::from_millis(BACKOFF_MS)).await;
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The system under test: three real `ledger node` processes. Each node has its own loopback
+//! address (127.0.0.10 + i) for its listeners and its outgoing peer connections, so the
+//! network nemesis can cut links between nodes with iptables without touching the
+//! harness's own HTTP traffic. Peers reach node j through a harness proxy at 127.0.0.20 + j
+//! (delay and the unprivileged partition fallback live there).
+//!
+//! Every node runs under libfaketime (when installed) reading its clock offset from a file,
+//! so the clock nemesis can skew a running node's wall clock; the monotonic clock, which
+//! Raft's timers use, is left alone.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+pub const NODES: usize = 3;
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+pub fn node_ip(node: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, 10 + node as u8)
+}
+
+pub fn proxy_ip(node: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, 20 + node as u8)
+}
+
+fn free_port(ip: Ipv4Addr) -> std::io::Result<u16> {
+    Ok(TcpListener::bind((ip, 0))?.local_addr()?.port())
+}
+
+pub struct NodeProcess {
+    pub api_port: u16,
+    pub rpc_port: u16,
+    /// Where peers connect to reach this node (the proxy's port on `proxy_ip`).
+    pub proxy_port: u16,
+    child: Option<Child>,
+    pub paused: bool,
+}
+
+pub struct Db {
+    pub dir: PathBuf,
+    binary: PathBuf,
+    pub nodes: Vec<NodeProcess>,
+    peers: String,
+    pub faketime: bool,
+}
+
+impl Db {
+    pub fn new(binary: &Path, dir: &Path) -> std::io::Result<Db> {
+        let mut nodes = Vec::new();
+        for node in 0..NODES {
+            nodes.push(NodeProcess {
+                api_port: free_port(node_ip(node))?,
+                rpc_port: free_port(node_ip(node))?,
+                proxy_port: free_port(proxy_ip(node))?,
+                child: None,
+                paused: false,
+            });
+        }
+        let peers = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                format!(
+                    "{i}={}:{}/{}:{}",
+                    proxy_ip(i),
+                    n.proxy_port,
+                    node_ip(i),
+                    n.api_port
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let faketime = Path::new(LIBFAKETIME).exists();
+        Ok(Db {
+            dir: dir.to_owned(),
+            binary: binary.to_owned(),
+            nodes,
+            peers,
+            faketime,
+        })
+    }
+
+    pub fn api_url(&self, node: usize) -> String {
+        format!("http://{}:{}", node_ip(node), self.nodes[node].api_port)
+    }
+
+    pub fn clock_file(&self, node: usize) -> PathBuf {
+        self.dir.join(format!("node-{node}.faketime"))
+    }
+
+    pub fn set_clock_offset(&self, node: usize, seconds: i64) -> std::io::Result<()> {
+        std::fs::write(self.clock_file(node), format!("{seconds:+}\n"))
+    }
+
+    pub fn start(&mut self, node: usize) -> std::io::Result<()> {
+        assert!(
+            self.nodes[node].child.is_none(),
+            "node {node} already running"
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node-{node}.log")))?;
+        let process = &self.nodes[node];
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("node")
+            .env_remove("LEDGER_CONFIG")
+            .env("LEDGER_NODE_ID", node.to_string())
+            .env("LEDGER_DATA_DIR", self.dir.join(format!("node-{node}")))
+            .env(
+                "LEDGER_API_LISTEN",
+                format!("{}:{}", node_ip(node), process.api_port),
+            )
+            .env(
+                "LEDGER_RPC_LISTEN",
+                format!("{}:{}", node_ip(node), process.rpc_port),
+            )
+            .env("LEDGER_RPC_SOURCE_IP", node_ip(node).to_string())
+            .env("LEDGER_PEERS", &self.peers)
+            .env("LEDGER_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if self.faketime {
+            if !self.clock_file(node).exists() {
+                self.set_clock_offset(node, 0)?;
+            }
+            command
+                .env("LD_PRELOAD", LIBFAKETIME)
+                .env("FAKETIME_TIMESTAMP_FILE", self.clock_file(node))
+                .env("FAKETIME_NO_CACHE", "1")
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        self.nodes[node].child = Some(command.spawn()?);
+        self.nodes[node].paused = false;
+        Ok(())
+    }
+
+    pub fn is_running(&self, node: usize) -> bool {
+        self.nodes[node].child.is_some()
+    }
+
+    fn pid(&self, node: usize) -> Option<Pid> {
+        self.nodes[node]
+            .child
+            .as_ref()
+            .map(|c| Pid::from_raw(c.id() as i32))
+    }
+
+    /// kill -9: no shutdown, no flush.
+    pub fn kill(&mut self, node: usize) {
+        if let Some(mut child) = self.nodes[node].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.nodes[node].paused = false;
+    }
+
+    pub fn pause(&mut self, node: usize) {
+        if let Some(pid) = self.pid(node) {
+            let _ = kill(pid, Signal::SIGSTOP);
+            self.nodes[node].paused = true;
+        }
+    }
+
+    pub fn resume(&mut self, node: usize) {
+        if let Some(pid) = self.pid(node) {
+            let _ = kill(pid, Signal::SIGCONT);
+        }
+        self.nodes[node].paused = false;
+    }
+
+    /// Every node running and not paused.
+    pub fn heal(&mut self) -> std::io::Result<()> {
+        for node in 0..NODES {
+            if self.nodes[node].paused {
+                self.resume(node);
+            }
+            if self.faketime {
+                self.set_clock_offset(node, 0)?;
+            }
+            if !self.is_running(node) {
+                self.start(node)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn stop_all(&mut self) {
+        for node in 0..NODES {
+            self.resume(node);
+            self.kill(node);
+        }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

@@ -1,0 +1,14 @@
+//! `jepsen`: a black-box consistency harness for ledger, in Jepsen's vocabulary. It runs
+//! three real `ledger node` processes, drives concurrent clients over HTTP (`client`), injects
+//! faults (`nemesis`, `net`, `db`), records a history (`history`) and checks it (`checker`),
+//! then writes the history (JSONL and EDN), the verdicts, a summary and a timeline (`report`).
+//! It talks to the ledger over HTTP only.
+
+pub mod checker;
+pub mod client;
+pub mod db;
+pub mod history;
+pub mod nemesis;
+pub mod net;
+pub mod report;
+pub mod run;
