@@ -1,0 +1,268 @@
+//! The checkers can fail: handcrafted histories with one anomaly each must be flagged by
+//! the check responsible, and a clean history must pass every check.
+
+use std::collections::BTreeMap;
+
+use jepsen::checker::{check_all, CheckResult, Committed, FinalState};
+use jepsen::client::Setup;
+use jepsen::history::{Function, Op, OpType};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+struct Builder {
+    ops: Vec<Op>,
+    time: u64,
+}
+
+impl Builder {
+    fn new() -> Builder {
+        Builder {
+            ops: Vec::new(),
+            time: 0,
+        }
+    }
+    fn push(&mut self, process: &str, kind: OpType, f: Function, value: Value) -> &mut Builder {
+        self.time += 1_000;
+        let index = self.ops.len() as u64;
+        self.ops.push(Op {
+            index,
+            time_ns: self.time,
+            process: process.into(),
+            kind,
+            f,
+            value,
+            node: Some(0),
+            error: None,
+        });
+        self
+    }
+    fn transfer(
+        &mut self,
+        process: &str,
+        id: &str,
+        from: &str,
+        to: &str,
+        amount: u32,
+        end: OpType,
+        log_index: u64,
+    ) -> &mut Builder {
+        let body = json!({"transactionId": id, "sourceAccountId": from, "destinationAccountId": to, "amount": amount.to_string()});
+        self.push(process, OpType::Invoke, Function::Transfer, body.clone());
+        let mut done = body;
+        if end == OpType::Ok {
+            done["status"] = json!("COMPLETED");
+            done["logIndex"] = json!(log_index);
+        }
+        self.push(process, end, Function::Transfer, done)
+    }
+    fn read(&mut self, process: &str, index: u64, balances: &[(&str, u32)]) -> &mut Builder {
+        self.push(process, OpType::Invoke, Function::Read, Value::Null);
+        let map: serde_json::Map<String, Value> = balances
+            .iter()
+            .map(|(a, b)| (a.to_string(), json!(b.to_string())))
+            .collect();
+        self.push(
+            process,
+            OpType::Ok,
+            Function::Read,
+            json!({"appliedIndex": index, "balances": map, "missing": []}),
+        )
+    }
+}
+
+fn setup() -> Setup {
+    Setup {
+        accounts: vec!["a".into(), "b".into(), "c".into()],
+        initial_balance: Decimal::from(100),
+    }
+}
+
+fn committed(from: &str, to: &str, amount: u32, log_index: u64, sequence: u64) -> Committed {
+    Committed {
+        from: from.into(),
+        to: to.into(),
+        amount: amount.into(),
+        status: "COMPLETED".into(),
+        log_index,
+        sequence,
+    }
+}
+
+fn balances(values: &[(&str, u32)]) -> BTreeMap<String, Decimal> {
+    values
+        .iter()
+        .map(|(a, b)| (a.to_string(), Decimal::from(*b)))
+        .collect()
+}
+
+/// t1: a -> b 10 at index 5; t2: b -> c 10 at index 6; reads after each.
+fn clean() -> (Builder, FinalState) {
+    let mut history = Builder::new();
+    history
+        .transfer("0", "t1", "a", "b", 10, OpType::Ok, 5)
+        .read("1", 5, &[("a", 90), ("b", 110), ("c", 100)])
+        .transfer("0", "t2", "b", "c", 10, OpType::Ok, 6)
+        .read("1", 6, &[("a", 90), ("b", 100), ("c", 110)])
+        .push(
+            "2",
+            OpType::Invoke,
+            Function::History,
+            json!({"account": "b"}),
+        )
+        .push(
+            "2",
+            OpType::Ok,
+            Function::History,
+            json!({"account": "b", "appliedIndex": 6, "ids": ["t2", "t1"]}),
+        );
+    let end = balances(&[("a", 90), ("b", 100), ("c", 110)]);
+    let audit = json!({"appliedIndex": 6, "digest": "abc", "conserved": true});
+    let last = FinalState {
+        balances: end.clone(),
+        balances_by_node: vec![end.clone(), end.clone(), end],
+        committed: BTreeMap::from([
+            ("t1".into(), committed("a", "b", 10, 5, 1)),
+            ("t2".into(), committed("b", "c", 10, 6, 2)),
+        ]),
+        duplicate_history_entries: Vec::new(),
+        audits: vec![audit.clone(), audit.clone(), audit],
+    };
+    (history, last)
+}
+
+fn invalid(results: &[CheckResult]) -> Vec<&str> {
+    results
+        .iter()
+        .filter(|r| !r.valid)
+        .map(|r| r.name.as_str())
+        .collect()
+}
+
+#[test]
+fn a_clean_history_passes_every_check() {
+    let (history, last) = clean();
+    let results = check_all(&history.ops, &setup(), &last);
+    assert_eq!(invalid(&results), Vec::<&str>::new(), "{results:?}");
+    assert!(
+        results.iter().all(|r| r.checked > 0),
+        "every check looked at something: {results:?}"
+    );
+}
+
+#[test]
+fn lost_write_is_flagged() {
+    let (history, mut last) = clean();
+    last.committed.remove("t2");
+    let end = balances(&[("a", 90), ("b", 110), ("c", 100)]);
+    last.balances = end.clone();
+    last.balances_by_node = vec![end.clone(), end.clone(), end];
+    let results = check_all(&history.ops, &setup(), &last);
+    assert!(
+        invalid(&results).contains(&"transfers-final"),
+        "{results:?}"
+    );
+    assert!(
+        invalid(&results).contains(&"linearizable"),
+        "the read at 6 saw a write that is gone"
+    );
+}
+
+#[test]
+fn double_apply_is_flagged() {
+    let (history, mut last) = clean();
+    let end = balances(&[("a", 80), ("b", 110), ("c", 110)]);
+    last.balances = end.clone();
+    last.balances_by_node = vec![end.clone(), end.clone(), end];
+    last.duplicate_history_entries
+        .push(("a".into(), "t1".into()));
+    let results = check_all(&history.ops, &setup(), &last);
+    assert!(invalid(&results).contains(&"idempotency"), "{results:?}");
+}
+
+#[test]
+fn stale_read_is_flagged() {
+    let (mut history, last) = clean();
+    // Begins after t2 completed, yet reflects index 5 (before t2): correct values, stale.
+    history.read("2", 5, &[("a", 90), ("b", 110), ("c", 100)]);
+    let results = check_all(&history.ops, &setup(), &last);
+    assert_eq!(invalid(&results), vec!["linearizable"], "{results:?}");
+}
+
+#[test]
+fn wrong_total_is_flagged() {
+    let (mut history, last) = clean();
+    history.read("2", 6, &[("a", 90), ("b", 100), ("c", 100)]);
+    let results = check_all(&history.ops, &setup(), &last);
+    assert!(invalid(&results).contains(&"bank-total"), "{results:?}");
+}
+
+#[test]
+fn torn_multi_account_read_is_flagged() {
+    let (mut history, last) = clean();
+    // Half of t2 visible: b already debited, c not yet credited, labelled index 6.
+    history.read("2", 6, &[("a", 90), ("b", 100), ("c", 100)]);
+    // And a total-preserving tear: index 6 claimed, index 5 values.
+    history.read("3", 6, &[("a", 90), ("b", 110), ("c", 100)]);
+    let results = check_all(&history.ops, &setup(), &last);
+    let flagged = invalid(&results);
+    assert!(flagged.contains(&"linearizable"), "{results:?}");
+    let linearizable = results.iter().find(|r| r.name == "linearizable").unwrap();
+    assert!(
+        linearizable.anomalies.len() >= 2,
+        "both torn reads reported: {linearizable:?}"
+    );
+}
+
+#[test]
+fn negative_balance_and_diverging_replicas_and_applied_failures_are_flagged() {
+    let (mut history, mut last) = clean();
+    history.read("2", 6, &[("a", 300), ("b", 0), ("c", 0)]);
+    // serde can't hold a negative u32: write the balance the server would have sent.
+    history.ops.last_mut().unwrap().value["balances"]["b"] = json!("-100");
+    history.transfer("4", "t3", "a", "c", 1, OpType::Fail, 0);
+    last.committed
+        .insert("t3".into(), committed("a", "c", 1, 7, 3));
+    last.audits[2]["digest"] = json!("def");
+    let results = check_all(&history.ops, &setup(), &last);
+    let flagged = invalid(&results);
+    for name in ["balances-valid", "replicas-identical", "transfers-final"] {
+        assert!(flagged.contains(&name), "{name} not flagged: {results:?}");
+    }
+}
+
+#[test]
+fn altered_resend_accepted_and_history_gaps_are_flagged() {
+    let (mut history, last) = clean();
+    let request = json!({"transactionId": "t1", "sourceAccountId": "a", "destinationAccountId": "b", "amount": "11"});
+    history.push(
+        "5",
+        OpType::Invoke,
+        Function::Resend,
+        json!({"request": request, "altered": true, "originalStatus": "COMPLETED"}),
+    );
+    history.push(
+        "5",
+        OpType::Ok,
+        Function::Resend,
+        json!({"request": request, "altered": true, "conflict": false, "status": "COMPLETED"}),
+    );
+    history.push(
+        "6",
+        OpType::Invoke,
+        Function::History,
+        json!({"account": "b"}),
+    );
+    history.push(
+        "6",
+        OpType::Ok,
+        Function::History,
+        json!({"account": "b", "appliedIndex": 6, "ids": ["t1"]}),
+    );
+    let results = check_all(&history.ops, &setup(), &last);
+    let flagged = invalid(&results);
+    assert!(flagged.contains(&"idempotency"), "{results:?}");
+    assert!(
+        flagged.contains(&"account-history"),
+        "t2 missing from b's list: {results:?}"
+    );
+}
