@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and test ledger. Idempotent.
-# - libclang: bindgen generates RocksDB's bindings at build time.
-# - protoc is vendored (protoc-bin-vendored); RocksDB itself is built from the crate.
+# - libclang: bindgen generates RocksDB's bindings at build time (protoc is vendored).
+# - iptables, faketime: the Jepsen harness's partition/loss and clock-skew nemeses.
 set -euo pipefail
 
 need=()
@@ -9,6 +9,8 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/de
   need+=(libclang-dev clang)
 fi
 command -v c++ >/dev/null 2>&1 || need+=(g++)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing; install Rust first (rustup)" >&2; exit 1; }
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, then runs every test of the workspace
-# (unit tests, openraft's storage conformance suite, and the multi-process cluster tests).
+# The test command: installs what is missing, runs every test of the workspace (unit
+# tests, openraft's storage conformance suite, the multi-process cluster tests, the
+# checker tests), then a short Jepsen run of the real cluster under every nemesis.
+# JEPSEN_SECS=0 skips the Jepsen run; extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -9,3 +11,10 @@ cd "$(dirname "$0")/.."
 # rebuild RocksDB.
 cargo build --workspace --all-targets
 cargo test --workspace --all-targets "$@"
+
+jepsen_secs="${JEPSEN_SECS:-60}"
+if [ "$jepsen_secs" -gt 0 ]; then
+  out="$CARGO_TARGET_DIR/jepsen-ci"
+  rm -rf "$out"
+  "$CARGO_TARGET_DIR/debug/ledger-jepsen" run --duration-secs "$jepsen_secs" --out "$out"
+fi
