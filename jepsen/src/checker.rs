@@ -19,8 +19,6 @@ use serde_json::{json, Value};
 use crate::client::Setup;
 use crate::history::{pairs, Function, Op, OpType};
 
-/// Most history entries one read returns (the API's page size used by the client).
-pub const HISTORY_PAGE: usize = 1000;
 /// Anomalies kept per check in the report.
 const ANOMALIES_MAX: usize = 50;
 
@@ -126,7 +124,77 @@ pub fn check_all(history: &[Op], setup: &Setup, last: &FinalState) -> Vec<CheckR
         idempotency(history, setup, last),
         linearizable(history, setup, last),
         account_history(history, last),
+        list_append(history),
     ]
+}
+
+/// The per-account lists as Elle's list-append workload, checked for strict
+/// serializability by `adya` (a Rust take on Elle): a transfer appends its id to both
+/// accounts' lists, a complete history read reads one list. Reads of lists too long to
+/// read whole are left out, as are bank reads and resends (checked above).
+pub fn list_append(history: &[Op]) -> CheckResult {
+    let mut check = Check::new("list-append (adya, strict-serializable)");
+    let mut lines = String::new();
+    for (invoke, completion) in pairs(history) {
+        let Ok(process) = invoke.process.parse::<i64>() else {
+            continue;
+        };
+        let (before, after) = match invoke.f {
+            Function::Transfer => {
+                let id = &invoke.value["transactionId"];
+                let appends = json!([
+                    ["append", invoke.value["sourceAccountId"], id],
+                    ["append", invoke.value["destinationAccountId"], id]
+                ]);
+                (appends.clone(), appends)
+            }
+            Function::History
+                if completion.kind == OpType::Ok && completion.value["complete"] == json!(true) =>
+            {
+                let account = &completion.value["account"];
+                let mut oldest_first: Vec<Value> = completion.value["ids"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                oldest_first.reverse();
+                check.checked += 1;
+                (
+                    json!([["r", account, null]]),
+                    json!([["r", account, oldest_first]]),
+                )
+            }
+            _ => continue,
+        };
+        let kind = serde_json::to_value(completion.kind).unwrap();
+        lines.push_str(
+            &json!({"type": "invoke", "process": process, "time": invoke.time_ns, "value": before})
+                .to_string(),
+        );
+        lines.push('\n');
+        lines.push_str(
+            &json!({"type": kind, "process": process, "time": completion.time_ns, "value": after})
+                .to_string(),
+        );
+        lines.push('\n');
+    }
+    let parsed = match adya::History::from_json(&lines) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            check.anomaly(
+                json!({"problem": "history not readable by adya", "error": error.to_string()}),
+            );
+            return check.finish();
+        }
+    };
+    let report = adya::check(&parsed, adya::Workload::ListAppend, &adya::Opts::default());
+    if report.valid == adya::Valid::False {
+        for (kind, anomalies) in &report.anomalies {
+            for anomaly in anomalies {
+                check.anomaly(json!({"type": kind, "explanation": anomaly.explanation}));
+            }
+        }
+    }
+    check.finish()
 }
 
 /// Every ok read sums to the bank's total.
@@ -384,19 +452,25 @@ pub fn account_history(history: &[Op], last: &FinalState) -> CheckResult {
         check.checked += 1;
         let account = read.value["account"].as_str().unwrap_or_default();
         let index = read.value["appliedIndex"].as_u64().unwrap_or(0);
+        let seen: Vec<&str> = read.value["ids"]
+            .as_array()
+            .map(|ids| ids.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        // An incomplete read (too many pages) is the newest part of the list.
+        let shown = if read.value["complete"] == json!(false) {
+            seen.len()
+        } else {
+            usize::MAX
+        };
         let expected: Vec<&str> = by_account
             .get(account)
             .map(|list| {
                 list.iter()
                     .filter(|(_, t)| t.log_index <= index)
                     .map(|(id, _)| id.as_str())
-                    .take(HISTORY_PAGE)
+                    .take(shown)
                     .collect()
             })
-            .unwrap_or_default();
-        let seen: Vec<&str> = read.value["ids"]
-            .as_array()
-            .map(|ids| ids.iter().filter_map(|v| v.as_str()).collect())
             .unwrap_or_default();
         if seen != expected {
             check.anomaly(json!({"op": read.index, "account": account, "appliedIndex": index, "read": seen, "expected": expected}));

@@ -21,13 +21,22 @@ use crate::history::{Function, OpType, Recorder};
 
 /// Longest a client waits for one answer before recording `info`.
 pub const REQUEST_TIMEOUT_MS: u64 = 3_000;
+/// Share of transfers (percent) between history accounts rather than bank accounts.
+pub const HISTORY_TRANSFER_PERCENT: u8 = 5;
+/// Most pages one history read follows before giving up on reading the whole list.
+pub const HISTORY_PAGES_MAX: usize = 10;
 /// Pause after an operation that did not succeed, so a dead node does not turn a client
 /// into a tight loop of refused connections.
 pub const BACKOFF_MS: u64 = 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Setup {
+    /// Every account; the bank's total is over all of them.
     pub accounts: Vec<String>,
+    /// The accounts whose transaction lists are read: a few, with few transfers each, so a
+    /// read can return the whole list (what the list-append check needs).
+    #[serde(default)]
+    pub history_accounts: Vec<String>,
     pub initial_balance: Decimal,
 }
 
@@ -123,7 +132,19 @@ impl Client {
     }
 
     async fn transfer(&mut self) {
-        let accounts = self.context.setup.accounts.clone();
+        let setup = &self.context.setup;
+        let accounts: Vec<String> = if !setup.history_accounts.is_empty()
+            && fastrand::u8(..100) < HISTORY_TRANSFER_PERCENT
+        {
+            setup.history_accounts.clone()
+        } else {
+            setup
+                .accounts
+                .iter()
+                .filter(|a| !setup.history_accounts.contains(a))
+                .cloned()
+                .collect()
+        };
         let from = fastrand::usize(..accounts.len());
         let to = (from + 1 + fastrand::usize(..accounts.len() - 1)) % accounts.len();
         let amount = Decimal::new(fastrand::i64(1..=5_000), 2);
@@ -192,7 +213,7 @@ impl Client {
     }
 
     async fn history(&mut self) {
-        let accounts = self.context.setup.accounts.clone();
+        let accounts = self.context.setup.history_accounts.clone();
         let account = accounts[fastrand::usize(..accounts.len())].clone();
         let (node, url) = self.node();
         self.record(
@@ -202,29 +223,57 @@ impl Client {
             node,
             None,
         );
-        let request = self.context.http.get(format!(
-            "{url}/api/v1/accounts/{account}/transactions?limit=1000"
-        ));
-        match send(request, &[200]).await {
-            Answer::Ok(_, answer) => {
-                let ids: Vec<Value> = answer["transactions"]
-                    .as_array()
-                    .map(|list| list.iter().map(|t| t["transactionId"].clone()).collect())
-                    .unwrap_or_default();
-                let value =
-                    json!({"account": account, "appliedIndex": answer["appliedIndex"], "ids": ids});
+        match self.read_whole_list(&url, &account).await {
+            Ok((applied_index, ids, complete)) => {
+                let value = json!({"account": account, "appliedIndex": applied_index, "ids": ids, "complete": complete});
                 self.record(OpType::Ok, Function::History, value, node, None);
             }
-            Answer::Fail(error) | Answer::Info(error) => {
-                self.record(
-                    OpType::Fail,
-                    Function::History,
-                    json!({"account": account}),
-                    node,
-                    Some(error),
-                );
+            Err(error) => self.record(
+                OpType::Fail,
+                Function::History,
+                json!({"account": account}),
+                node,
+                Some(error),
+            ),
+        }
+    }
+
+    /// The account's list, newest first: the first page fixes the applied index, older
+    /// pages only add entries that can no longer change (lists are append-only), so the
+    /// whole is the list at that index.
+    async fn read_whole_list(
+        &self,
+        url: &str,
+        account: &str,
+    ) -> Result<(Value, Vec<Value>, bool), String> {
+        let mut ids = Vec::new();
+        let mut applied_index = Value::Null;
+        let mut before: Option<u64> = None;
+        for _ in 0..HISTORY_PAGES_MAX {
+            let cursor = before.map(|b| format!("&before={b}")).unwrap_or_default();
+            let request = self.context.http.get(format!(
+                "{url}/api/v1/accounts/{account}/transactions?limit=1000{cursor}"
+            ));
+            let page = match send(request, &[200]).await {
+                Answer::Ok(_, page) => page,
+                Answer::Fail(error) | Answer::Info(error) => return Err(error),
+            };
+            if applied_index.is_null() {
+                applied_index = page["appliedIndex"].clone();
+            }
+            ids.extend(
+                page["transactions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| t["transactionId"].clone()),
+            );
+            before = page["nextBefore"].as_u64();
+            if before.is_none() {
+                return Ok((applied_index, ids, true));
             }
         }
+        Ok((applied_index, ids, false))
     }
 
     async fn resend(&mut self) {
@@ -269,7 +318,8 @@ impl Client {
         let roll = fastrand::u8(..100);
         if workloads.idempotency && roll < 15 && !self.acknowledged.is_empty() {
             self.resend().await
-        } else if workloads.history && roll < 25 {
+        } else if workloads.history && roll < 25 && !self.context.setup.history_accounts.is_empty()
+        {
             self.history().await
         } else if workloads.bank && roll < 50 {
             self.read().await

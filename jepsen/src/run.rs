@@ -25,6 +25,8 @@ use crate::report;
 const SETTLE_MS_MAX: u64 = 60_000;
 const POLL_MS: u64 = 100;
 const INITIAL_BALANCE: i64 = 1_000;
+/// Accounts whose lists the history workload reads.
+const HISTORY_ACCOUNTS: usize = 4;
 
 pub struct RunOptions {
     pub duration_secs: u64,
@@ -200,7 +202,11 @@ async fn test(
         .await
         .context("cluster never became ready")?;
     let setup = Arc::new(Setup {
-        accounts: (0..options.accounts).map(|n| format!("acct-{n}")).collect(),
+        accounts: (0..options.accounts)
+            .map(|n| format!("acct-{n}"))
+            .chain((0..HISTORY_ACCOUNTS).map(|n| format!("hist-{n}")))
+            .collect(),
+        history_accounts: (0..HISTORY_ACCOUNTS).map(|n| format!("hist-{n}")).collect(),
         initial_balance: Decimal::from(INITIAL_BALANCE),
     });
     create_accounts(&http, urls, &setup).await?;

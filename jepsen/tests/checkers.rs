@@ -73,6 +73,7 @@ impl Builder {
 fn setup() -> Setup {
     Setup {
         accounts: vec!["a".into(), "b".into(), "c".into()],
+        history_accounts: vec!["b".into()],
         initial_balance: Decimal::from(100),
     }
 }
@@ -113,7 +114,7 @@ fn clean() -> (Builder, FinalState) {
             "2",
             OpType::Ok,
             Function::History,
-            json!({"account": "b", "appliedIndex": 6, "ids": ["t2", "t1"]}),
+            json!({"account": "b", "appliedIndex": 6, "ids": ["t2", "t1"], "complete": true}),
         );
     let end = balances(&[("a", 90), ("b", 100), ("c", 110)]);
     let audit = json!({"appliedIndex": 6, "digest": "abc", "conserved": true});
@@ -264,5 +265,40 @@ fn altered_resend_accepted_and_history_gaps_are_flagged() {
     assert!(
         flagged.contains(&"account-history"),
         "t2 missing from b's list: {results:?}"
+    );
+}
+
+#[test]
+fn list_append_check_runs_adya_and_flags_incompatible_orders() {
+    let (history, last) = clean();
+    let results = check_all(&history.ops, &setup(), &last);
+    let list_append = results
+        .iter()
+        .find(|r| r.name.starts_with("list-append"))
+        .unwrap();
+    assert!(
+        list_append.valid && list_append.checked == 1,
+        "{list_append:?}"
+    );
+
+    // Two complete reads of b that disagree on the order of its appends.
+    let (mut history, last) = clean();
+    history.push(
+        "7",
+        OpType::Invoke,
+        Function::History,
+        json!({"account": "b"}),
+    );
+    history.push(
+        "7",
+        OpType::Ok,
+        Function::History,
+        json!({"account": "b", "appliedIndex": 6, "ids": ["t1", "t2"], "complete": true}),
+    );
+    let results = check_all(&history.ops, &setup(), &last);
+    let flagged = invalid(&results);
+    assert!(
+        flagged.iter().any(|n| n.starts_with("list-append")),
+        "{results:?}"
     );
 }
