@@ -134,19 +134,19 @@ pub fn check_all(history: &[Op], setup: &Setup, last: &FinalState) -> Vec<CheckR
 /// read whole are left out, as are bank reads and resends (checked above).
 pub fn list_append(history: &[Op]) -> CheckResult {
     let mut check = Check::new("list-append (adya, strict-serializable)");
-    let mut lines = String::new();
+    // Which operations take part, decided per pair, then written in history order: adya
+    // orders operations in real time by their position in the file.
+    let mut values: HashMap<u64, Value> = HashMap::new();
     for (invoke, completion) in pairs(history) {
-        let Ok(process) = invoke.process.parse::<i64>() else {
-            continue;
-        };
-        let (before, after) = match invoke.f {
+        match invoke.f {
             Function::Transfer => {
                 let id = &invoke.value["transactionId"];
                 let appends = json!([
                     ["append", invoke.value["sourceAccountId"], id],
                     ["append", invoke.value["destinationAccountId"], id]
                 ]);
-                (appends.clone(), appends)
+                values.insert(invoke.index, appends.clone());
+                values.insert(completion.index, appends);
             }
             Function::History
                 if completion.kind == OpType::Ok && completion.value["complete"] == json!(true) =>
@@ -158,21 +158,20 @@ pub fn list_append(history: &[Op]) -> CheckResult {
                     .unwrap_or_default();
                 oldest_first.reverse();
                 check.checked += 1;
-                (
-                    json!([["r", account, null]]),
-                    json!([["r", account, oldest_first]]),
-                )
+                values.insert(invoke.index, json!([["r", account, null]]));
+                values.insert(completion.index, json!([["r", account, oldest_first]]));
             }
-            _ => continue,
+            _ => {}
+        }
+    }
+    let mut lines = String::new();
+    for op in history {
+        let (Some(value), Ok(process)) = (values.get(&op.index), op.process.parse::<i64>()) else {
+            continue;
         };
-        let kind = serde_json::to_value(completion.kind).unwrap();
+        let kind = serde_json::to_value(op.kind).unwrap();
         lines.push_str(
-            &json!({"type": "invoke", "process": process, "time": invoke.time_ns, "value": before})
-                .to_string(),
-        );
-        lines.push('\n');
-        lines.push_str(
-            &json!({"type": kind, "process": process, "time": completion.time_ns, "value": after})
+            &json!({"type": kind, "process": process, "time": op.time_ns, "value": value})
                 .to_string(),
         );
         lines.push('\n');

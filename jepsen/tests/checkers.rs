@@ -302,3 +302,53 @@ fn list_append_check_runs_adya_and_flags_incompatible_orders() {
         "{results:?}"
     );
 }
+
+#[test]
+fn a_read_concurrent_with_a_write_may_miss_it() {
+    let (mut history, mut last) = clean();
+    // The read begins, a transfer into b begins and completes, then the read returns
+    // without it: legal, the read is linearized first.
+    history.push(
+        "8",
+        OpType::Invoke,
+        Function::History,
+        json!({"account": "b"}),
+    );
+    history.transfer("9", "t3", "a", "b", 5, OpType::Ok, 7);
+    history.push(
+        "8",
+        OpType::Ok,
+        Function::History,
+        json!({"account": "b", "appliedIndex": 6, "ids": ["t2", "t1"], "complete": true}),
+    );
+    last.committed
+        .insert("t3".into(), committed("a", "b", 5, 7, 3));
+    let end = balances(&[("a", 85), ("b", 105), ("c", 110)]);
+    last.balances = end.clone();
+    last.balances_by_node = vec![end.clone(), end.clone(), end];
+    let results = check_all(&history.ops, &setup(), &last);
+    assert_eq!(invalid(&results), Vec::<&str>::new(), "{results:?}");
+
+    // The same read beginning after the transfer completed is stale.
+    let (mut history, _) = clean();
+    history.transfer("9", "t3", "a", "b", 5, OpType::Ok, 7);
+    history.push(
+        "8",
+        OpType::Invoke,
+        Function::History,
+        json!({"account": "b"}),
+    );
+    history.push(
+        "8",
+        OpType::Ok,
+        Function::History,
+        json!({"account": "b", "appliedIndex": 6, "ids": ["t2", "t1"], "complete": true}),
+    );
+    let results = check_all(&history.ops, &setup(), &last);
+    let flagged = invalid(&results);
+    assert!(flagged.contains(&"linearizable"), "{results:?}");
+    assert!(
+        flagged.iter().any(|n| n.starts_with("list-append")),
+        "{results:?}"
+    );
+}
