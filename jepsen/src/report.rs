@@ -70,6 +70,13 @@ pub fn summary(
             "Anomalies found: see results.json."
         }
     );
+    // The plain closing line CI reads: checks passed and failed.
+    let passed = results.iter().filter(|r| r.valid).count();
+    let _ = writeln!(
+        text,
+        "jepsen: {passed} passed, {} failed",
+        results.len() - passed
+    );
     text
 }
 

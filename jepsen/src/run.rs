@@ -296,8 +296,8 @@ fn write_outputs(
     let summary = report::summary(history, results, executed, duration_s);
     std::fs::write(out.join("summary.txt"), &summary)?;
     std::fs::write(out.join("timeline.svg"), report::timeline_svg(history))?;
-    print!("{summary}");
     println!("run directory: {}", out.display());
+    print!("{summary}");
     Ok(valid)
 }
 
