@@ -45,16 +45,22 @@ pub struct RaftSettings {
     pub snapshot_logs_since_last: u64,
     /// Entries kept in the log behind the last snapshot, for slow followers.
     pub logs_kept_after_snapshot: u64,
+    /// Most entries in one AppendEntries message. Each entry is a batch of up to
+    /// `batch.count_max` commands, and openraft allows one heartbeat interval per message.
+    pub replication_entries_max: u64,
 }
 
 impl Default for RaftSettings {
     fn default() -> RaftSettings {
         RaftSettings {
-            heartbeat_interval_ms: 100,
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
+            // openraft gives each AppendEntries one heartbeat interval to complete: it must
+            // cover a synced append of a full message on a busy follower.
+            heartbeat_interval_ms: 250,
+            election_timeout_min_ms: 1_000,
+            election_timeout_max_ms: 2_000,
             snapshot_logs_since_last: 10_000,
             logs_kept_after_snapshot: 1_000,
+            replication_entries_max: 32,
         }
     }
 }
@@ -175,6 +181,9 @@ impl NodeConfig {
                 "raft.election_timeout_min_ms must be below election_timeout_max_ms",
             ));
         }
+        if raft.replication_entries_max == 0 {
+            return Err(invalid("raft.replication_entries_max must be positive"));
+        }
         if raft.snapshot_logs_since_last == 0 {
             return Err(invalid("raft.snapshot_logs_since_last must be positive"));
         }
@@ -268,6 +277,7 @@ impl NodeConfig {
                 self.raft.snapshot_logs_since_last,
             ),
             max_in_snapshot_log_to_keep: self.raft.logs_kept_after_snapshot,
+            max_payload_entries: self.raft.replication_entries_max,
             ..Default::default()
         }
     }

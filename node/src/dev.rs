@@ -96,6 +96,7 @@ pub fn run(data_dir: &Path, base_port: u16) -> anyhow::Result<()> {
     let resumed = nodes.iter().any(|n| {
         n.config
             .with_file_name(format!("node-{}", n.id))
+            .join("rocksdb")
             .join("CURRENT")
             .exists()
     });

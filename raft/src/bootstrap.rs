@@ -54,10 +54,11 @@ pub async fn start(
         "a node is one of its members"
     );
     std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::Storage(e.to_string()))?;
-    let db = storage::db::open(&config.data_dir)?;
+    // The database and the current snapshot file live side by side under the data dir.
+    let db = storage::db::open(&config.data_dir.join("rocksdb"))?;
     let log_store = LogStore::new(db.clone());
     let committed_index = log_store.committed_index();
-    let state_machine = StateMachineStore::open(db.clone())?;
+    let state_machine = StateMachineStore::open(db.clone(), config.data_dir.join("snapshots"))?;
     let stats = state_machine.stats();
     let peers = Peers::new(config.rpc_source_ip);
     let raft_config = Arc::new(

@@ -13,8 +13,9 @@ struct RocksBuilder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RocksBuilder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), RaftStorageError> {
         let dir = TempDir::new().expect("temp dir");
-        let db = storage::db::open(dir.path()).expect("open rocksdb");
-        let state_machine = StateMachineStore::open(db.clone()).expect("open state machine");
+        let db = storage::db::open(&dir.path().join("rocksdb")).expect("open rocksdb");
+        let state_machine = StateMachineStore::open(db.clone(), dir.path().join("snapshots"))
+            .expect("open state machine");
         Ok((dir, LogStore::new(db), state_machine))
     }
 }

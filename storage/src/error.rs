@@ -17,12 +17,14 @@ pub enum Error {
     CorruptSnapshot(String),
     #[error("encoding: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("file: {0}")]
+    Io(std::io::Error),
 }
 
 impl Error {
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Rocks(_) => "STORAGE_IO",
+            Error::Rocks(_) | Error::Io(_) => "STORAGE_IO",
             Error::Corrupt { .. } | Error::CorruptSnapshot(_) => "STORAGE_CORRUPT",
             Error::Encode(_) => "STORAGE_ENCODING",
         }

@@ -15,7 +15,8 @@
 //! | `state` | `h` + account id + `0x00` + sequence (u64 BE) | transaction id |
 //! | `state` | `j` + sequence (u64 BE) | [`JournalEvent`](crate::state_machine::JournalEvent) |
 //! | `state` | `m` + name | metadata: applied log id, membership, next sequence, total |
-//! | `snapshot` | `meta`, `data` | the current snapshot, kept across restarts |
+//!
+//! The current snapshot is a file beside the database (see `snapshot::SnapshotFile`).
 //!
 //! Values are JSON: maintained, self-describing and evolvable (new optional fields are read
 //! by old code as absent, and by new code from old data through serde defaults). Ids may not
@@ -27,15 +28,11 @@ use crate::domain::{AccountId, TransactionId};
 pub const CF_LOG: &str = "log";
 pub const CF_RAFT: &str = "raft";
 pub const CF_STATE: &str = "state";
-pub const CF_SNAPSHOT: &str = "snapshot";
-pub const COLUMN_FAMILIES: [&str; 4] = [CF_LOG, CF_RAFT, CF_STATE, CF_SNAPSHOT];
+pub const COLUMN_FAMILIES: [&str; 3] = [CF_LOG, CF_RAFT, CF_STATE];
 
 pub const RAFT_VOTE: &[u8] = b"vote";
 pub const RAFT_COMMITTED: &[u8] = b"committed";
 pub const RAFT_PURGED: &[u8] = b"purged";
-
-pub const SNAPSHOT_META: &[u8] = b"meta";
-pub const SNAPSHOT_DATA: &[u8] = b"data";
 
 pub const META_APPLIED: &[u8] = b"mapplied";
 pub const META_MEMBERSHIP: &[u8] = b"mmembership";

@@ -5,7 +5,12 @@
 //! The values inside are the same evolvable JSON as on disk; the frame itself is versioned by
 //! its magic. The trailing count catches truncation.
 
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+
 use crate::error::{Error, Result};
+use crate::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"LDGSNP01";
 /// No key or value of ours comes near this; a larger length means corrupt data.
@@ -75,6 +80,65 @@ fn take_field(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((field, &bytes[4 + length..]))
 }
 
+/// The current snapshot, kept as one file beside the database rather than in it: a large
+/// value written through RocksDB would pass through the WAL the Raft log shares and stall
+/// log appends while it is synced.
+pub struct SnapshotFile {
+    path: PathBuf,
+}
+
+impl SnapshotFile {
+    pub fn new(dir: PathBuf) -> Result<SnapshotFile> {
+        fs::create_dir_all(&dir).map_err(io_error)?;
+        Ok(SnapshotFile {
+            path: dir.join("current.snapshot"),
+        })
+    }
+
+    /// Writes `meta length | meta JSON | data` to a temporary file, syncs it, and renames
+    /// it into place, so a crash leaves either the old snapshot or the new one.
+    pub fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
+        let meta = serde_json::to_vec(meta)?;
+        let temporary = self.path.with_extension("tmp");
+        let mut file = fs::File::create(&temporary).map_err(io_error)?;
+        file.write_all(&u32::try_from(meta.len()).expect("small meta").to_be_bytes())
+            .map_err(io_error)?;
+        file.write_all(&meta).map_err(io_error)?;
+        file.write_all(data).map_err(io_error)?;
+        file.sync_all().map_err(io_error)?;
+        fs::rename(&temporary, &self.path).map_err(io_error)?;
+        let directory = self.path.parent().expect("a file has a directory");
+        fs::File::open(directory)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error)
+    }
+
+    pub fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io_error(error)),
+        };
+        let corrupt = || Error::CorruptSnapshot("truncated snapshot file".into());
+        let length = u32::from_be_bytes(
+            bytes
+                .get(..4)
+                .ok_or_else(corrupt)?
+                .try_into()
+                .expect("4 bytes"),
+        ) as usize;
+        let meta = bytes.get(4..4 + length).ok_or_else(corrupt)?;
+        let meta: SnapshotMeta = serde_json::from_slice(meta)?;
+        let data = bytes[4 + length..].to_vec();
+        decode(&data)?;
+        Ok(Some((meta, data)))
+    }
+}
+
+fn io_error(error: std::io::Error) -> Error {
+    Error::Io(error)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +159,26 @@ mod tests {
         );
         assert!(decode(&data[..data.len() - 3]).is_err());
         assert!(decode(&data[1..]).is_err());
+    }
+
+    #[test]
+    fn snapshot_file_keeps_the_last_saved_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = SnapshotFile::new(dir.path().join("snapshots")).unwrap();
+        assert!(file.load().unwrap().is_none());
+        let meta = SnapshotMeta {
+            snapshot_id: "s1".into(),
+            ..Default::default()
+        };
+        let mut writer = SnapshotWriter::new();
+        writer.push(b"k", b"v");
+        let data = writer.finish();
+        file.save(&meta, &data).unwrap();
+        assert_eq!(file.load().unwrap(), Some((meta.clone(), data.clone())));
+        // A torn write is refused, never half-read.
+        let path = dir.path().join("snapshots").join("current.snapshot");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 4]).unwrap();
+        assert!(file.load().is_err());
     }
 }

@@ -24,8 +24,8 @@ use crate::apply::{apply_batch, LedgerState};
 use crate::db::{cf, decode, encode, get};
 use crate::domain::{Account, AccountId, BatchResponse, TransactionId, Transfer};
 use crate::error::{Error, Result};
-use crate::keys::{self, CF_SNAPSHOT, CF_STATE};
-use crate::snapshot::{self, SnapshotWriter};
+use crate::keys::{self, CF_STATE};
+use crate::snapshot::{self, SnapshotFile, SnapshotWriter};
 use crate::types::{
     Entry, LogId, RaftStorageError, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
 };
@@ -39,17 +39,20 @@ pub struct StateMachineStats {
 
 pub struct StateMachineStore {
     db: Arc<DB>,
+    snapshot_file: Arc<SnapshotFile>,
     applied: Option<LogId>,
     membership: StoredMembership,
     stats: Arc<StateMachineStats>,
 }
 
 impl StateMachineStore {
-    pub fn open(db: Arc<DB>) -> Result<StateMachineStore> {
+    pub fn open(db: Arc<DB>, snapshot_dir: std::path::PathBuf) -> Result<StateMachineStore> {
+        let snapshot_file = Arc::new(SnapshotFile::new(snapshot_dir)?);
         let applied = get(&db, CF_STATE, keys::META_APPLIED)?;
         let membership = get(&db, CF_STATE, keys::META_MEMBERSHIP)?.unwrap_or_default();
         Ok(StateMachineStore {
             db,
+            snapshot_file,
             applied,
             membership,
             stats: Arc::default(),
@@ -112,10 +115,8 @@ impl StateMachineStore {
             )));
         }
         verify_pairs(&pairs)?;
-        let snapshots = cf(&self.db, CF_SNAPSHOT);
-        batch.put_cf(snapshots, keys::SNAPSHOT_META, encode(meta));
-        batch.put_cf(snapshots, keys::SNAPSHOT_DATA, data);
         self.db.write_opt(batch, &synced())?;
+        self.snapshot_file.save(meta, data)?;
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.stats
@@ -125,17 +126,10 @@ impl StateMachineStore {
     }
 
     fn current_snapshot(&self) -> Result<Option<Snapshot>> {
-        let meta: Option<SnapshotMeta> = get(&self.db, CF_SNAPSHOT, keys::SNAPSHOT_META)?;
-        let data = self
-            .db
-            .get_cf(cf(&self.db, CF_SNAPSHOT), keys::SNAPSHOT_DATA)?;
-        Ok(match (meta, data) {
-            (Some(meta), Some(data)) => Some(Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(data)),
-            }),
-            _ => None,
-        })
+        Ok(self.snapshot_file.load()?.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
     }
 }
 
@@ -335,6 +329,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         SnapshotBuilder {
             db: self.db.clone(),
+            snapshot_file: self.snapshot_file.clone(),
             stats: self.stats.clone(),
         }
     }
@@ -359,6 +354,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
 pub struct SnapshotBuilder {
     db: Arc<DB>,
+    snapshot_file: Arc<SnapshotFile>,
     stats: Arc<StateMachineStats>,
 }
 
@@ -388,11 +384,7 @@ impl SnapshotBuilder {
             snapshot_id,
         };
         let data = writer.finish();
-        let mut batch = WriteBatch::default();
-        let snapshots = cf(&self.db, CF_SNAPSHOT);
-        batch.put_cf(snapshots, keys::SNAPSHOT_META, encode(&meta));
-        batch.put_cf(snapshots, keys::SNAPSHOT_DATA, &data);
-        self.db.write_opt(batch, &synced())?;
+        self.snapshot_file.save(&meta, &data)?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -406,6 +398,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // keep running while it is built.
         let builder = SnapshotBuilder {
             db: self.db.clone(),
+            snapshot_file: self.snapshot_file.clone(),
             stats: self.stats.clone(),
         };
         let built = tokio::task::spawn_blocking(move || builder.build())
