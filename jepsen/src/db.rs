@@ -1,8 +1,7 @@
-//! The system under test: three real `ledger node` processes. Each node has its own loopback
-//! address (127.0.0.10 + i) for its listeners and its outgoing peer connections, so the
-//! network nemesis can cut links between nodes with iptables without touching the
-//! harness's own HTTP traffic. Peers reach node j through a harness proxy at 127.0.0.20 + j
-//! (delay and the unprivileged partition fallback live there).
+//! The system under test: three real `ledger node` processes, each at its own address of
+//! the [`Topology`] (its own network namespace as root, its own loopback address
+//! otherwise). Peers reach node j through a harness proxy (delay, and the unprivileged
+//! partition fallback, live there).
 //!
 //! Every node runs under libfaketime (when installed) reading its clock offset from a file,
 //! so the clock nemesis can skew a running node's wall clock; the monotonic clock, which
@@ -10,21 +9,19 @@
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::topology::{Mode, Topology};
+
 pub const NODES: usize = 3;
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
-pub fn node_ip(node: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 0, 10 + node as u8)
-}
-
-pub fn proxy_ip(node: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 0, 20 + node as u8)
-}
+/// Ports inside a node's own namespace, where every port is free.
+const NAMESPACE_API_PORT: u16 = 8080;
+const NAMESPACE_RPC_PORT: u16 = 8180;
 
 fn free_port(ip: Ipv4Addr) -> std::io::Result<u16> {
     Ok(TcpListener::bind((ip, 0))?.local_addr()?.port())
@@ -33,13 +30,14 @@ fn free_port(ip: Ipv4Addr) -> std::io::Result<u16> {
 pub struct NodeProcess {
     pub api_port: u16,
     pub rpc_port: u16,
-    /// Where peers connect to reach this node (the proxy's port on `proxy_ip`).
+    /// Where peers connect to reach this node (the proxy's port on the topology's proxy address).
     pub proxy_port: u16,
     child: Option<Child>,
     pub paused: bool,
 }
 
 pub struct Db {
+    pub topology: Arc<Topology>,
     pub dir: PathBuf,
     binary: PathBuf,
     pub nodes: Vec<NodeProcess>,
@@ -48,13 +46,20 @@ pub struct Db {
 }
 
 impl Db {
-    pub fn new(binary: &Path, dir: &Path) -> std::io::Result<Db> {
+    pub fn new(binary: &Path, dir: &Path, topology: Arc<Topology>) -> std::io::Result<Db> {
         let mut nodes = Vec::new();
         for node in 0..NODES {
+            let (api_port, rpc_port) = match topology.mode {
+                Mode::Namespaces => (NAMESPACE_API_PORT, NAMESPACE_RPC_PORT),
+                Mode::Loopback => (
+                    free_port(topology.node_ips[node])?,
+                    free_port(topology.node_ips[node])?,
+                ),
+            };
             nodes.push(NodeProcess {
-                api_port: free_port(node_ip(node))?,
-                rpc_port: free_port(node_ip(node))?,
-                proxy_port: free_port(proxy_ip(node))?,
+                api_port,
+                rpc_port,
+                proxy_port: free_port(topology.proxy_ips[node])?,
                 child: None,
                 paused: false,
             });
@@ -65,16 +70,14 @@ impl Db {
             .map(|(i, n)| {
                 format!(
                     "{i}={}:{}/{}:{}",
-                    proxy_ip(i),
-                    n.proxy_port,
-                    node_ip(i),
-                    n.api_port
+                    topology.proxy_ips[i], n.proxy_port, topology.node_ips[i], n.api_port
                 )
             })
             .collect::<Vec<_>>()
             .join(",");
         let faketime = Path::new(LIBFAKETIME).exists();
         Ok(Db {
+            topology,
             dir: dir.to_owned(),
             binary: binary.to_owned(),
             nodes,
@@ -84,7 +87,10 @@ impl Db {
     }
 
     pub fn api_url(&self, node: usize) -> String {
-        format!("http://{}:{}", node_ip(node), self.nodes[node].api_port)
+        format!(
+            "http://{}:{}",
+            self.topology.node_ips[node], self.nodes[node].api_port
+        )
     }
 
     pub fn clock_file(&self, node: usize) -> PathBuf {
@@ -105,21 +111,16 @@ impl Db {
             .append(true)
             .open(self.dir.join(format!("node-{node}.log")))?;
         let process = &self.nodes[node];
-        let mut command = Command::new(&self.binary);
+        let ip = self.topology.node_ips[node];
+        let mut command = self.topology.command(node, &self.binary);
         command
             .arg("node")
             .env_remove("LEDGER_CONFIG")
             .env("LEDGER_NODE_ID", node.to_string())
             .env("LEDGER_DATA_DIR", self.dir.join(format!("node-{node}")))
-            .env(
-                "LEDGER_API_LISTEN",
-                format!("{}:{}", node_ip(node), process.api_port),
-            )
-            .env(
-                "LEDGER_RPC_LISTEN",
-                format!("{}:{}", node_ip(node), process.rpc_port),
-            )
-            .env("LEDGER_RPC_SOURCE_IP", node_ip(node).to_string())
+            .env("LEDGER_API_LISTEN", format!("{ip}:{}", process.api_port))
+            .env("LEDGER_RPC_LISTEN", format!("{ip}:{}", process.rpc_port))
+            .env("LEDGER_RPC_SOURCE_IP", ip.to_string())
             .env("LEDGER_PEERS", &self.peers)
             .env("LEDGER_LOG", "warn")
             .stdin(Stdio::null())

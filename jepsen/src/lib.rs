@@ -12,3 +12,4 @@ pub mod nemesis;
 pub mod net;
 pub mod report;
 pub mod run;
+pub mod topology;

@@ -44,6 +44,9 @@ enum Commands {
         /// Most operations per client.
         #[arg(long, default_value_t = 100_000)]
         ops_per_client: usize,
+        /// Where nodes live: `auto` (network namespaces when root), `namespaces`, `loopback`.
+        #[arg(long, default_value = "auto")]
+        network: String,
     },
     /// Re-runs the checkers on a run directory's history.jsonl, setup.json and final.json.
     Check { dir: PathBuf },
@@ -63,6 +66,7 @@ fn main() -> anyhow::Result<()> {
             out,
             ledger_bin,
             ops_per_client,
+            network,
         } => {
             let options = RunOptions {
                 duration_secs,
@@ -74,6 +78,7 @@ fn main() -> anyhow::Result<()> {
                 out: out.unwrap_or_else(run::default_out_dir),
                 ledger_bin: ledger_bin.unwrap_or_else(run::default_ledger_bin),
                 ops_per_client,
+                network,
             };
             runtime.block_on(run::run(options))?
         }

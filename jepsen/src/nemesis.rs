@@ -149,12 +149,12 @@ async fn start(
                 .map(|o| (isolated, o))
                 .collect();
             net.partition(&cuts)?;
-            json!({"isolated": isolated, "mechanism": if net.uses_iptables() { "iptables" } else { "proxy" }})
+            json!({"isolated": isolated, "mechanism": net.mechanism()})
         }
         Fault::PartitionRing => {
             let other = others(random)[fastrand::usize(..NODES - 1)];
             net.partition(&[(random, other)])?;
-            json!({"cut": [random, other], "mechanism": if net.uses_iptables() { "iptables" } else { "proxy" }})
+            json!({"cut": [random, other], "mechanism": net.mechanism()})
         }
         Fault::Loss => {
             let applied = net.lose(0.2)?;

@@ -1,10 +1,12 @@
-//! The network between nodes: a harness proxy in front of every node's Raft port, and, when
-//! running as root with iptables, a private iptables chain on loopback.
+//! The network between nodes: a harness proxy in front of every node's Raft port, and
+//! iptables where we may use it.
 //!
-//! - Partitions and packet loss are iptables DROP rules between the nodes' own loopback
-//!   addresses (inside our chain only; removed on exit, Ctrl-C included). Without root the
-//!   proxy refuses and cuts connections between the partitioned nodes instead.
+//! - Partitions and packet loss are iptables DROP rules: inside the nodes' own network
+//!   namespaces (the [`Topology`]'s namespace mode), or, on loopback as root, in a chain of
+//!   our own. Without root the proxy refuses and cuts connections between the partitioned
+//!   nodes instead, and loss is not available.
 //! - Delay is done by the proxy (this kernel has no netem).
+//! Every rule is removed when faults heal and on exit, Ctrl-C included.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -16,7 +18,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-use crate::db::{node_ip, proxy_ip, Db, NODES};
+use crate::db::{Db, NODES};
+use crate::topology::{Mode, Topology};
 
 /// Bytes a proxy moves per read.
 const PROXY_CHUNK_BYTES: usize = 64 * 1024;
@@ -30,7 +33,13 @@ pub struct NetState {
 
 pub struct Net {
     pub state: Arc<NetState>,
+    topology: Arc<Topology>,
+    /// Our chain in the root namespace (loopback mode as root).
     chain: Option<String>,
+    /// Proxy port of each node, and each node's Raft port.
+    proxy_ports: Vec<u16>,
+    rpc_ports: Vec<u16>,
+    torn_down: std::sync::atomic::AtomicBool,
 }
 
 fn iptables(args: &[&str]) -> anyhow::Result<()> {
@@ -51,13 +60,26 @@ impl Net {
     /// Starts the proxies and, when possible, creates our iptables chain.
     pub async fn start(db: &Db) -> anyhow::Result<Net> {
         let state = Arc::new(NetState::default());
+        let topology = db.topology.clone();
         for node in 0..NODES {
-            let listen = SocketAddr::new(IpAddr::V4(proxy_ip(node)), db.nodes[node].proxy_port);
-            let target = SocketAddr::new(IpAddr::V4(node_ip(node)), db.nodes[node].rpc_port);
+            let listen = SocketAddr::new(
+                IpAddr::V4(topology.proxy_ips[node]),
+                db.nodes[node].proxy_port,
+            );
+            let target =
+                SocketAddr::new(IpAddr::V4(topology.node_ips[node]), db.nodes[node].rpc_port);
             let listener = TcpListener::bind(listen).await?;
-            tokio::spawn(proxy(listener, node, target, state.clone()));
+            tokio::spawn(proxy(
+                listener,
+                node,
+                target,
+                topology.clone(),
+                state.clone(),
+            ));
         }
-        let chain = if iptables_usable() {
+        let proxy_ports = db.nodes.iter().map(|n| n.proxy_port).collect();
+        let rpc_ports = db.nodes.iter().map(|n| n.rpc_port).collect();
+        let chain = if topology.mode == Mode::Loopback && iptables_usable() {
             let chain = format!("LEDGERJ{}", std::process::id());
             iptables(&["-N", &chain])?;
             iptables(&["-I", "OUTPUT", "-j", &chain])?;
@@ -65,11 +87,22 @@ impl Net {
         } else {
             None
         };
-        Ok(Net { state, chain })
+        Ok(Net {
+            state,
+            topology,
+            chain,
+            proxy_ports,
+            rpc_ports,
+            torn_down: Default::default(),
+        })
     }
 
-    pub fn uses_iptables(&self) -> bool {
-        self.chain.is_some()
+    pub fn mechanism(&self) -> &'static str {
+        match (self.topology.mode, &self.chain) {
+            (Mode::Namespaces, _) => "iptables in network namespaces",
+            (Mode::Loopback, Some(_)) => "iptables on loopback",
+            (Mode::Loopback, None) => "proxy",
+        }
     }
 
     /// Cuts the links between the two groups, both directions.
@@ -78,30 +111,37 @@ impl Net {
         for &(a, b) in cuts {
             blocked.insert((a, b));
             blocked.insert((b, a));
-            if let Some(chain) = &self.chain {
+            if self.topology.mode == Mode::Namespaces {
                 for (from, to) in [(a, b), (b, a)] {
-                    for destination in [node_ip(to), proxy_ip(to)] {
-                        iptables(&[
+                    let proxy = self.topology.proxy_ips[to].to_string();
+                    let port = self.proxy_ports[to].to_string();
+                    self.topology.iptables(
+                        from,
+                        &[
+                            "-A", "OUTPUT", "-p", "tcp", "-d", &proxy, "--dport", &port, "-j",
+                            "DROP",
+                        ],
+                    )?;
+                    self.topology.iptables(
+                        from,
+                        &[
                             "-A",
-                            chain,
-                            "-s",
-                            &node_ip(from).to_string(),
+                            "OUTPUT",
                             "-d",
-                            &destination.to_string(),
+                            &self.topology.node_ips[to].to_string(),
                             "-j",
                             "DROP",
-                        ])?;
+                        ],
+                    )?;
+                }
+            } else if let Some(chain) = &self.chain {
+                for (from, to) in [(a, b), (b, a)] {
+                    let source = self.topology.node_ips[from].to_string();
+                    let proxy = self.topology.proxy_ips[to].to_string();
+                    for destination in [self.topology.node_ips[to].to_string(), proxy.clone()] {
+                        iptables(&["-A", chain, "-s", &source, "-d", &destination, "-j", "DROP"])?;
                     }
-                    iptables(&[
-                        "-A",
-                        chain,
-                        "-s",
-                        &proxy_ip(to).to_string(),
-                        "-d",
-                        &node_ip(from).to_string(),
-                        "-j",
-                        "DROP",
-                    ])?;
+                    iptables(&["-A", chain, "-s", &proxy, "-d", &source, "-j", "DROP"])?;
                 }
             }
         }
@@ -110,10 +150,40 @@ impl Net {
 
     /// Drops this fraction of packets between nodes (iptables only).
     pub fn lose(&self, probability: f64) -> anyhow::Result<bool> {
+        let p = format!("{probability:.3}");
+        if self.topology.mode == Mode::Namespaces {
+            // Raft traffic only: the proxies' ports and the node's own Raft port, both ways.
+            for node in 0..NODES {
+                let ports: Vec<String> = self
+                    .proxy_ports
+                    .iter()
+                    .chain([&self.rpc_ports[node]])
+                    .map(|p| p.to_string())
+                    .collect();
+                let ports = ports.join(",");
+                for chain in ["OUTPUT", "INPUT"] {
+                    let rule = [
+                        "-A",
+                        chain,
+                        "-p",
+                        "tcp",
+                        "-m",
+                        "multiport",
+                        "--ports",
+                        &ports,
+                        "-m",
+                        "statistic",
+                    ];
+                    let action = ["--mode", "random", "--probability", &p, "-j", "DROP"];
+                    self.topology
+                        .iptables(node, &[rule.as_slice(), action.as_slice()].concat())?;
+                }
+            }
+            return Ok(true);
+        }
         let Some(chain) = &self.chain else {
             return Ok(false);
         };
-        let p = format!("{probability:.3}");
         // Nodes are 127.0.0.10-12 (in .8/29), proxies 127.0.0.20-22 (in .16/29).
         for (source, destination) in [
             ("127.0.0.8/29", "127.0.0.8/29"),
@@ -151,15 +221,23 @@ impl Net {
         if let Some(chain) = &self.chain {
             iptables(&["-F", chain])?;
         }
+        if self.topology.mode == Mode::Namespaces {
+            for node in 0..NODES {
+                self.topology.iptables(node, &["-F"])?;
+            }
+        }
         Ok(())
     }
 
     /// Deletes our chain. Safe to call twice.
-    pub fn teardown(&mut self) {
-        if let Some(chain) = self.chain.take() {
-            let _ = iptables(&["-D", "OUTPUT", "-j", &chain]);
-            let _ = iptables(&["-F", &chain]);
-            let _ = iptables(&["-X", &chain]);
+    pub fn teardown(&self) {
+        if self.torn_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(chain) = &self.chain {
+            let _ = iptables(&["-D", "OUTPUT", "-j", chain]);
+            let _ = iptables(&["-F", chain]);
+            let _ = iptables(&["-X", chain]);
         }
     }
 }
@@ -170,16 +248,23 @@ impl Drop for Net {
     }
 }
 
-fn node_of(ip: IpAddr) -> Option<usize> {
-    (0..NODES).find(|n| IpAddr::V4(node_ip(*n)) == ip)
+fn node_of(topology: &Topology, ip: IpAddr) -> Option<usize> {
+    (0..NODES).find(|n| IpAddr::V4(topology.node_ips[*n]) == ip)
 }
 
-async fn proxy(listener: TcpListener, to: usize, target: SocketAddr, state: Arc<NetState>) {
+async fn proxy(
+    listener: TcpListener,
+    to: usize,
+    target: SocketAddr,
+    topology: Arc<Topology>,
+    state: Arc<NetState>,
+) {
+    let keep_source = topology.mode == Mode::Loopback;
     loop {
         let Ok((inbound, peer)) = listener.accept().await else {
             continue;
         };
-        let Some(from) = node_of(peer.ip()) else {
+        let Some(from) = node_of(&topology, peer.ip()) else {
             continue;
         };
         if state.blocked.lock().unwrap().contains(&(from, to)) {
@@ -187,11 +272,12 @@ async fn proxy(listener: TcpListener, to: usize, target: SocketAddr, state: Arc<
         }
         let state = state.clone();
         tokio::spawn(async move {
-            // Connect from the caller's own address, so iptables rules by node still match.
+            // On loopback, connect from the caller's own address so iptables rules by node
+            // still match; a namespaced node's address is not ours to bind.
             let Ok(socket) = TcpSocket::new_v4() else {
                 return;
             };
-            if socket.bind(SocketAddr::new(peer.ip(), 0)).is_err() {
+            if keep_source && socket.bind(SocketAddr::new(peer.ip(), 0)).is_err() {
                 return;
             }
             let Ok(outbound) = socket.connect(target).await else {

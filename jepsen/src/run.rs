@@ -20,6 +20,7 @@ use crate::history::{self, Recorder};
 use crate::nemesis::{self, Fault, Schedule};
 use crate::net::Net;
 use crate::report;
+use crate::topology::{self, Topology};
 
 /// Longest wait for the cluster to become ready or quiescent.
 const SETTLE_MS_MAX: u64 = 60_000;
@@ -38,6 +39,8 @@ pub struct RunOptions {
     pub out: PathBuf,
     pub ledger_bin: PathBuf,
     pub ops_per_client: usize,
+    /// `auto` (namespaces when possible), `namespaces` or `loopback`.
+    pub network: String,
 }
 
 pub fn parse_nemeses(text: &str) -> anyhow::Result<Vec<Fault>> {
@@ -149,7 +152,15 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     let data = tempfile::Builder::new()
         .prefix("ledger-jepsen-")
         .tempdir()?;
-    let mut db = Db::new(&options.ledger_bin, data.path())?;
+    let topology = Arc::new(match options.network.as_str() {
+        "namespaces" => Topology::namespaces()?,
+        "loopback" => Topology::loopback(),
+        "auto" if topology::namespaces_available() => Topology::namespaces()?,
+        "auto" => Topology::loopback(),
+        other => bail!("--network {other}: expected auto, namespaces or loopback"),
+    });
+    println!("network: {:?}", topology.mode);
+    let mut db = Db::new(&options.ledger_bin, data.path(), topology.clone())?;
     for node in 0..NODES {
         db.start(node)?;
     }
@@ -165,9 +176,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     // Every exit path: heal, stop the nodes, remove our iptables chain, keep the logs.
     let _ = nemesis::heal_all(&db, &net).await;
     db.lock().await.stop_all();
-    if let Ok(mut net) = Arc::try_unwrap(net) {
-        net.teardown();
-    }
+    net.teardown();
+    // The namespaces go last, once no process of ours runs in them.
+    topology.teardown();
     copy_logs(data.path(), &options.out);
     outcome
 }
