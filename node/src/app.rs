@@ -46,6 +46,8 @@ impl Application {
             timeouts: ReplicaTimeouts {
                 write_timeout_ms: config.batch.write_timeout_ms,
                 leader_wait_ms: config.batch.leader_wait_ms,
+                // A quorum silent for a whole election timeout has likely elected another leader.
+                quorum_silence_ms_max: config.raft.election_timeout_max_ms,
             },
             rpc_source_ip: config.rpc_source_ip,
         };

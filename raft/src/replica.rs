@@ -43,6 +43,10 @@ pub struct ReplicaTimeouts {
     pub write_timeout_ms: u64,
     /// Longest a request waits for a leader to be known before 503.
     pub leader_wait_ms: u64,
+    /// A leader that has not heard from a quorum for this long refuses new proposals at
+    /// once (nothing proposed: a safe 503) instead of letting them wait for a commit that
+    /// a partition may never allow.
+    pub quorum_silence_ms_max: u64,
 }
 
 pub struct Replica {
@@ -134,6 +138,10 @@ impl Replica {
 
     /// Proposes on this node, which must be the leader. Used by the forward handler too.
     pub async fn write_local(&self, command: Command) -> Result<Outcome> {
+        let silence_ms = self.raft.metrics().borrow().millis_since_quorum_ack;
+        if silence_ms.is_some_and(|ms| ms > self.timeouts.quorum_silence_ms_max) {
+            return Err(Error::NoLeader);
+        }
         let wait = Duration::from_millis(self.timeouts.write_timeout_ms);
         match tokio::time::timeout(wait, self.proposer.propose(command)).await {
             Ok(result) => result,
