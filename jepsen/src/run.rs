@@ -155,7 +155,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     let topology = Arc::new(match options.network.as_str() {
         "namespaces" => Topology::namespaces()?,
         "loopback" => Topology::loopback(),
-        "auto" if topology::namespaces_available() => Topology::namespaces()?,
+        "auto" if topology::namespaces_available() => {
+            Topology::namespaces().unwrap_or_else(|error| {
+                eprintln!("network namespaces unavailable ({error:#}); using loopback");
+                Topology::loopback()
+            })
+        }
         "auto" => Topology::loopback(),
         other => bail!("--network {other}: expected auto, namespaces or loopback"),
     });
