@@ -23,7 +23,7 @@ use crate::network::{call, Method, NetworkFactory, Peers};
 use crate::pb::raft_service_server::RaftServiceServer;
 use crate::proposer::{Proposer, ProposerLimits};
 use crate::protocol::StatusReply;
-use crate::replica::{Replica, ReplicaParts, ReplicaTimeouts};
+use crate::replica::{Replica, ReplicaTimeouts};
 use crate::service::RaftGrpc;
 use crate::Raft;
 
@@ -77,17 +77,16 @@ pub async fn start(
     .await
     .map_err(|e| Error::Fatal(e.to_string()))?;
     let proposer = Proposer::start(raft.clone(), config.limits);
-    let replica = Arc::new(Replica::new(ReplicaParts {
+    let replica = Arc::new(Replica {
         id: config.id,
         raft: raft.clone(),
         reader: LedgerReader::new(db),
-        peers_config: config.members.clone(),
         proposer,
         peers,
         committed_index,
         stats,
         timeouts: config.timeouts,
-    }));
+    });
     serve_grpc(replica.clone(), rpc_listener, shutdown);
     initialize_once(&replica, &config.members).await?;
     Ok(replica)

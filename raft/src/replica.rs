@@ -53,41 +53,14 @@ pub struct Replica {
     pub id: NodeId,
     pub raft: Raft,
     pub reader: LedgerReader,
-    pub peers_config: BTreeMap<NodeId, LedgerNode>,
-    proposer: Proposer,
-    peers: Peers,
-    committed_index: Arc<AtomicU64>,
-    stats: Arc<StateMachineStats>,
-    timeouts: ReplicaTimeouts,
-}
-
-pub struct ReplicaParts {
-    pub id: NodeId,
-    pub raft: Raft,
-    pub reader: LedgerReader,
-    pub peers_config: BTreeMap<NodeId, LedgerNode>,
-    pub proposer: Proposer,
-    pub peers: Peers,
-    pub committed_index: Arc<AtomicU64>,
-    pub stats: Arc<StateMachineStats>,
-    pub timeouts: ReplicaTimeouts,
+    pub(crate) proposer: Proposer,
+    pub(crate) peers: Peers,
+    pub(crate) committed_index: Arc<AtomicU64>,
+    pub(crate) stats: Arc<StateMachineStats>,
+    pub(crate) timeouts: ReplicaTimeouts,
 }
 
 impl Replica {
-    pub fn new(parts: ReplicaParts) -> Replica {
-        Replica {
-            id: parts.id,
-            raft: parts.raft,
-            reader: parts.reader,
-            peers_config: parts.peers_config,
-            proposer: parts.proposer,
-            peers: parts.peers,
-            committed_index: parts.committed_index,
-            stats: parts.stats,
-            timeouts: parts.timeouts,
-        }
-    }
-
     pub fn committed_index(&self) -> u64 {
         self.committed_index.load(Ordering::Relaxed)
     }
