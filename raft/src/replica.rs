@@ -2,7 +2,6 @@
 //! learn who served it. "Try locally; on not-leader, forward transparently" (rqlite): a
 //! follower hands writes and linearizable reads to the leader in exactly one hop.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +10,7 @@ use openraft::error::{CheckIsLeaderError, RaftError};
 use storage::domain::{Command, Outcome};
 use storage::reader::LedgerReader;
 use storage::state_machine::StateMachineStats;
-use storage::{LedgerNode, NodeId};
+use storage::NodeId;
 
 use crate::error::{Error, Result};
 use crate::network::{call, CallError, Method, Peers};
