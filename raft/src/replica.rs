@@ -253,18 +253,42 @@ impl Replica {
             .map_err(|_| Error::NoLeader)?;
         // The leader bounds its own wait by the write timeout; allow the hop on top.
         let timeout = Duration::from_millis(self.timeouts.write_timeout_ms + 1_000);
-        let answer: ForwardResult = call(channel, Method::Forward, &request, timeout)
-            .await
-            .map_err(|error| match error {
+        let forwarded = call(channel, Method::Forward, &request, timeout);
+        // Stop waiting as soon as this node stops believing in that leader (it heard of a
+        // newer term, or its election timer fired): a cut-off leader would hold the request
+        // for the whole timeout.
+        let answer: ForwardResult = tokio::select! {
+            answer = forwarded => answer.map_err(|error| match error {
                 CallError::Unreachable(_) => Error::NoLeader,
                 CallError::Failed(text) if is_write => Error::OutcomeUnknown(text),
                 CallError::Failed(_) => Error::NoLeader,
-            })?;
+            })?,
+            () = self.leader_lost(leader) => {
+                return Err(if is_write {
+                    Error::OutcomeUnknown(format!("leader {leader} was lost while the request was in flight"))
+                } else {
+                    Error::NoLeader
+                });
+            }
+        };
         answer.map_err(|error| match error {
             // The leader moved on; one hop only, the client resends (idempotently).
             Error::NotLeader { .. } => Error::NoLeader,
             other => other,
         })
+    }
+
+    /// Completes once this node no longer names `leader` as the leader.
+    async fn leader_lost(&self, leader: NodeId) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if metrics.borrow_and_update().current_leader != Some(leader) {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     pub async fn status(&self) -> StatusReply {
