@@ -23,7 +23,7 @@ use crate::network::{call, Method, NetworkFactory, Peers};
 use crate::pb::raft_service_server::RaftServiceServer;
 use crate::proposer::{Proposer, ProposerLimits};
 use crate::protocol::StatusReply;
-use crate::replica::{Replica, ReplicaTimeouts};
+use crate::replica::{LeaderlessClock, Replica, ReplicaTimeouts};
 use crate::service::RaftGrpc;
 use crate::Raft;
 
@@ -86,6 +86,7 @@ pub async fn start(
         committed_index,
         stats,
         timeouts: config.timeouts,
+        leaderless: LeaderlessClock::start(&raft),
     });
     serve_grpc(replica.clone(), rpc_listener, shutdown);
     initialize_once(&replica, &config.members).await?;

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{CheckIsLeaderError, RaftError};
 use storage::domain::{Command, Outcome};
@@ -57,6 +57,54 @@ pub struct Replica {
     pub(crate) committed_index: Arc<AtomicU64>,
     pub(crate) stats: Arc<StateMachineStats>,
     pub(crate) timeouts: ReplicaTimeouts,
+    pub(crate) leaderless: LeaderlessClock,
+}
+
+/// How long this node has gone without knowing a leader, kept up to date by a task that
+/// follows openraft's metrics, so requests need not wait for an election that keeps failing.
+#[derive(Clone)]
+pub(crate) struct LeaderlessClock {
+    origin: Instant,
+    /// Milliseconds since `origin` when the leader was lost; `u64::MAX` while one is known.
+    lost_at_ms: Arc<AtomicU64>,
+}
+
+impl LeaderlessClock {
+    pub(crate) fn start(raft: &Raft) -> LeaderlessClock {
+        let clock = LeaderlessClock {
+            origin: Instant::now(),
+            lost_at_ms: Arc::new(AtomicU64::new(0)),
+        };
+        let mut metrics = raft.metrics();
+        let watcher = clock.clone();
+        tokio::spawn(async move {
+            loop {
+                let known = metrics.borrow_and_update().current_leader.is_some();
+                let now_ms = watcher.origin.elapsed().as_millis() as u64;
+                if known {
+                    watcher.lost_at_ms.store(u64::MAX, Ordering::Relaxed);
+                } else {
+                    // Keep the first moment of this leaderless spell.
+                    let _ = watcher.lost_at_ms.compare_exchange(
+                        u64::MAX,
+                        now_ms,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        clock
+    }
+
+    /// Milliseconds without a known leader (0 while one is known).
+    fn leaderless_ms(&self) -> u64 {
+        let lost_at = self.lost_at_ms.load(Ordering::Relaxed);
+        (self.origin.elapsed().as_millis() as u64).saturating_sub(lost_at)
+    }
 }
 
 impl Replica {
@@ -72,9 +120,16 @@ impl Replica {
         &self.stats
     }
 
-    /// The leader as this node knows it, waiting up to `leader_wait_ms` for an election.
+    /// The leader as this node knows it, waiting up to `leader_wait_ms` for an election,
+    /// unless this node has been without a leader for longer than that already (it is cut
+    /// off, or elections keep failing): then it answers at once.
     async fn leader(&self) -> Result<NodeId> {
         let mut metrics = self.raft.metrics();
+        if metrics.borrow().current_leader.is_none()
+            && self.leaderless.leaderless_ms() > self.timeouts.leader_wait_ms
+        {
+            return Err(Error::NoLeader);
+        }
         let wait = Duration::from_millis(self.timeouts.leader_wait_ms);
         let known = tokio::time::timeout(wait, async {
             loop {
