@@ -8,9 +8,10 @@
 use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::types::SnapshotMeta;
+use crate::types::{LogId, SnapshotMeta};
 
 const MAGIC: &[u8; 8] = b"LDGSNP01";
 /// No key or value of ours comes near this; a larger length means corrupt data.
@@ -85,19 +86,32 @@ fn take_field(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 /// log appends while it is synced.
 pub struct SnapshotFile {
     path: PathBuf,
+    /// The last log id of the snapshot on disk. Held while saving: a build that started
+    /// before an install (or another build) finished must not replace a newer snapshot.
+    current: Mutex<Option<LogId>>,
 }
 
 impl SnapshotFile {
     pub fn new(dir: PathBuf) -> Result<SnapshotFile> {
         fs::create_dir_all(&dir).map_err(io_error)?;
-        Ok(SnapshotFile {
+        let file = SnapshotFile {
             path: dir.join("current.snapshot"),
-        })
+            current: Mutex::new(None),
+        };
+        let current = file.load()?.and_then(|(meta, _)| meta.last_log_id);
+        *file.current.lock().expect("not poisoned") = current;
+        Ok(file)
     }
 
     /// Writes `meta length | meta JSON | data` to a temporary file, syncs it, and renames
-    /// it into place, so a crash leaves either the old snapshot or the new one.
+    /// it into place, so a crash leaves either the old snapshot or the new one. A snapshot
+    /// older than the one on disk is dropped.
     pub fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
+        let mut current = self.current.lock().expect("not poisoned");
+        if meta.last_log_id < *current {
+            return Ok(());
+        }
+        let last_log_id = meta.last_log_id;
         let meta = serde_json::to_vec(meta)?;
         let temporary = self.path.with_extension("tmp");
         let mut file = fs::File::create(&temporary).map_err(io_error)?;
@@ -110,7 +124,9 @@ impl SnapshotFile {
         let directory = self.path.parent().expect("a file has a directory");
         fs::File::open(directory)
             .and_then(|d| d.sync_all())
-            .map_err(io_error)
+            .map_err(io_error)?;
+        *current = last_log_id;
+        Ok(())
     }
 
     pub fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
@@ -175,6 +191,15 @@ mod tests {
         let data = writer.finish();
         file.save(&meta, &data).unwrap();
         assert_eq!(file.load().unwrap(), Some((meta.clone(), data.clone())));
+        // An older snapshot finishing late does not replace a newer one.
+        let mut newer = meta.clone();
+        newer.last_log_id = Some(openraft::LogId::new(
+            openraft::CommittedLeaderId::new(1, 0),
+            9,
+        ));
+        file.save(&newer, &data).unwrap();
+        file.save(&meta, &data).unwrap();
+        assert_eq!(file.load().unwrap().unwrap().0, newer);
         // A torn write is refused, never half-read.
         let path = dir.path().join("snapshots").join("current.snapshot");
         let bytes = std::fs::read(&path).unwrap();
