@@ -128,15 +128,12 @@ pub fn check_all(history: &[Op], setup: &Setup, last: &FinalState) -> Vec<CheckR
     ]
 }
 
-/// The per-account lists as Elle's list-append workload, checked for strict
-/// serializability by `adya` (a Rust take on Elle): a transfer appends its id to both
-/// accounts' lists, a complete history read reads one list. Reads of lists too long to
-/// read whole are left out, as are bank reads and resends (checked above).
-pub fn list_append(history: &[Op]) -> CheckResult {
-    let mut check = Check::new("list-append (adya, strict-serializable)");
-    // Which operations take part, decided per pair, then written in history order: adya
-    // orders operations in real time by their position in the file.
+/// The history as Elle's list-append workload: one `{type, process, time, f: "txn", value}`
+/// map per operation, in history order (real-time order is position order), and the number
+/// of list reads it holds.
+pub fn list_append_history(history: &[Op]) -> (Vec<Value>, usize) {
     let mut values: HashMap<u64, Value> = HashMap::new();
+    let mut reads = 0;
     for (invoke, completion) in pairs(history) {
         match invoke.f {
             Function::Transfer => {
@@ -157,25 +154,34 @@ pub fn list_append(history: &[Op]) -> CheckResult {
                     .cloned()
                     .unwrap_or_default();
                 oldest_first.reverse();
-                check.checked += 1;
+                reads += 1;
                 values.insert(invoke.index, json!([["r", account, null]]));
                 values.insert(completion.index, json!([["r", account, oldest_first]]));
             }
             _ => {}
         }
     }
-    let mut lines = String::new();
-    for op in history {
-        let (Some(value), Ok(process)) = (values.get(&op.index), op.process.parse::<i64>()) else {
-            continue;
-        };
-        let kind = serde_json::to_value(op.kind).unwrap();
-        lines.push_str(
-            &json!({"type": kind, "process": process, "time": op.time_ns, "value": value})
-                .to_string(),
-        );
-        lines.push('\n');
-    }
+    let ops = history
+        .iter()
+        .filter_map(|op| {
+            let value = values.get(&op.index)?;
+            let process = op.process.parse::<i64>().ok()?;
+            let kind = serde_json::to_value(op.kind).unwrap();
+            Some(json!({"type": kind, "process": process, "time": op.time_ns, "f": "txn", "value": value}))
+        })
+        .collect();
+    (ops, reads)
+}
+
+/// The per-account lists as Elle's list-append workload, checked for strict
+/// serializability by `adya` (a Rust take on Elle): a transfer appends its id to both
+/// accounts' lists, a complete history read reads one list. Reads of lists too long to
+/// read whole are left out, as are bank reads and resends (checked above).
+pub fn list_append(history: &[Op]) -> CheckResult {
+    let mut check = Check::new("list-append (adya, strict-serializable)");
+    let (ops, reads) = list_append_history(history);
+    check.checked = reads;
+    let lines: String = ops.iter().map(|op| op.to_string() + "\n").collect();
     let parsed = match adya::History::from_json(&lines) {
         Ok(parsed) => parsed,
         Err(error) => {

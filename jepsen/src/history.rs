@@ -176,6 +176,34 @@ pub fn to_edn(history: &[Op]) -> String {
     out
 }
 
+/// Elle's list-append form (`{:type :ok, :f :txn, :value [[:append k v] [:r k [..]]]}`),
+/// from `checker::list_append_history`, for `elle-cli --model list-append`.
+pub fn to_elle_edn(ops: &[Value]) -> String {
+    let mut out = String::new();
+    for (index, op) in ops.iter().enumerate() {
+        let micro_ops: Vec<String> = op["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|mop| {
+                let parts = mop.as_array().cloned().unwrap_or_default();
+                let function = parts.first().and_then(Value::as_str).unwrap_or("?");
+                let rest: Vec<String> = parts.iter().skip(1).map(edn_value).collect();
+                format!("[:{function} {}]", rest.join(" "))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{{:index {index}, :time {}, :process {}, :type :{}, :f :txn, :value [{}]}}",
+            op["time"],
+            op["process"],
+            op["type"].as_str().unwrap_or("info"),
+            micro_ops.join(" ")
+        );
+    }
+    out
+}
+
 fn edn_string(text: &str) -> String {
     serde_json::to_string(text).unwrap()
 }

@@ -302,6 +302,11 @@ fn write_outputs(
     let valid = results.iter().all(|r| r.valid);
     std::fs::write(out.join("history.jsonl"), history::to_jsonl(history))?;
     std::fs::write(out.join("history.edn"), history::to_edn(history))?;
+    let (list_append, _) = checker::list_append_history(history);
+    std::fs::write(
+        out.join("history.list-append.edn"),
+        history::to_elle_edn(&list_append),
+    )?;
     std::fs::write(out.join("setup.json"), serde_json::to_string_pretty(setup)?)?;
     std::fs::write(out.join("final.json"), serde_json::to_string_pretty(last)?)?;
     let verdict = json!({"valid": valid, "checks": results, "nemeses": executed, "durationSeconds": duration_s});

@@ -352,3 +352,23 @@ fn a_read_concurrent_with_a_write_may_miss_it() {
         "{results:?}"
     );
 }
+
+#[test]
+fn list_append_history_exports_as_elle_edn() {
+    let (history, _) = clean();
+    let (ops, reads) = jepsen::checker::list_append_history(&history.ops);
+    assert_eq!(reads, 1);
+    let edn = jepsen::history::to_elle_edn(&ops);
+    assert!(
+        edn.contains(r#":type :ok, :f :txn, :value [[:append "a" "t1"] [:append "b" "t1"]]}"#),
+        "{edn}"
+    );
+    assert!(
+        edn.contains(r#":type :ok, :f :txn, :value [[:r "b" ["t1" "t2"]]]}"#),
+        "{edn}"
+    );
+    assert!(
+        edn.contains(r#":type :invoke, :f :txn, :value [[:r "b" nil]]}"#),
+        "{edn}"
+    );
+}
