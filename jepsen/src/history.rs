@@ -102,10 +102,6 @@ impl Recorder {
         self.ok.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub fn elapsed_ns(&self) -> u64 {
-        self.start.elapsed().as_nanos() as u64
-    }
-
     pub fn ops(&self) -> Vec<Op> {
         self.ops.lock().expect("not poisoned").clone()
     }

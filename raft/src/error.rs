@@ -26,19 +26,6 @@ pub enum Error {
     Fatal(String),
 }
 
-impl Error {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::NoLeader => "NO_LEADER",
-            Error::NotLeader { .. } => "NOT_LEADER",
-            Error::OutcomeUnknown(_) => "OUTCOME_UNKNOWN",
-            Error::Overloaded => "OVERLOADED",
-            Error::Storage(_) => "STORAGE_ERROR",
-            Error::Fatal(_) => "RAFT_STOPPED",
-        }
-    }
-}
-
 impl From<storage::Error> for Error {
     fn from(error: storage::Error) -> Error {
         Error::Storage(error.to_string())

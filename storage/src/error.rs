@@ -20,13 +20,3 @@ pub enum Error {
     #[error("file: {0}")]
     Io(std::io::Error),
 }
-
-impl Error {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::Rocks(_) | Error::Io(_) => "STORAGE_IO",
-            Error::Corrupt { .. } | Error::CorruptSnapshot(_) => "STORAGE_CORRUPT",
-            Error::Encode(_) => "STORAGE_ENCODING",
-        }
-    }
-}
