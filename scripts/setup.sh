@@ -5,7 +5,13 @@
 set -euo pipefail
 
 need=()
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libclang; then
+# bindgen dlopens libclang.so (or libclang-N.so / libclang.so.N), never libclang-cpp.so, which
+# clang's own packages install too: look for exactly what it loads.
+have_libclang() {
+  ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* >/dev/null 2>&1 \
+    || ldconfig -p 2>/dev/null | grep -Eq '\blibclang(-[0-9][0-9.]*)?\.so'
+}
+if ! have_libclang; then
   need+=(libclang-dev clang)
 fi
 command -v c++ >/dev/null 2>&1 || need+=(g++)

@@ -23,12 +23,12 @@ pub fn account(account: &Account) -> Value {
 pub fn transfer(transfer: &Transfer) -> Value {
     let request = &transfer.request;
     let mut body = json!({
-        "transactionId": request.transaction_id.as_str(),
+        "transactionId": request.transaction_id().as_str(),
         "status": transfer.status.as_str(),
-        "sourceAccountId": request.source_account_id.as_str(),
-        "destinationAccountId": request.destination_account_id.as_str(),
-        "amount": exact_number(request.amount.value()),
-        "timestamp": request.client_timestamp,
+        "sourceAccountId": request.source_account_id().as_str(),
+        "destinationAccountId": request.destination_account_id().as_str(),
+        "amount": exact_number(request.amount().value()),
+        "timestamp": request.client_timestamp(),
         "sequence": transfer.sequence,
         "logIndex": transfer.log_index,
         "committedAtMs": transfer.committed_at_ms,
@@ -42,7 +42,7 @@ pub fn transfer(transfer: &Transfer) -> Value {
 
 /// The seed's answer to POST /transactions/process.
 pub fn process_result(transfer: &Transfer) -> Value {
-    let id = transfer.request.transaction_id.as_str();
+    let id = transfer.request.transaction_id().as_str();
     match (transfer.status, transfer.reason) {
         (TransferStatus::Completed, _) => json!({
             "message": "Transaction accepted",

@@ -1,7 +1,7 @@
 //! The one place errors become HTTP. Every error body has a human `message` and a stable
 //! machine `code`; internal errors are logged here and never leaked to clients.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -23,6 +23,17 @@ pub enum ApiError {
     },
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
+    /// Refused at the HTTP boundary before a handler ran (method, path, size, media type):
+    /// the status is the one HTTP defines for the refusal. Nothing was applied.
+    #[error("{message}")]
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    /// Too soon after, or during, the same expensive request; resend after `retry_after_s`.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_s: u64 },
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -44,6 +55,14 @@ impl ApiError {
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Refused {
+            status,
             code,
             message: message.into(),
         }
@@ -89,6 +108,7 @@ impl From<storage::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let mut retry_after_s = None;
         let (status, code, message, extra) = match self {
             ApiError::BadRequest { code, message } => {
                 (StatusCode::BAD_REQUEST, code, message, Map::new())
@@ -103,6 +123,23 @@ impl IntoResponse for ApiError {
             } => (StatusCode::CONFLICT, code, message, extra),
             ApiError::Unavailable { code, message } => {
                 (StatusCode::SERVICE_UNAVAILABLE, code, message, Map::new())
+            }
+            ApiError::Refused {
+                status,
+                code,
+                message,
+            } => (status, code, message, Map::new()),
+            ApiError::RateLimited {
+                message,
+                retry_after_s: seconds,
+            } => {
+                retry_after_s = Some(seconds);
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "RATE_LIMITED",
+                    message,
+                    Map::new(),
+                )
             }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
@@ -119,9 +156,12 @@ impl IntoResponse for ApiError {
         body.insert("code".into(), json!(code));
         let mut response = (status, Json(Value::Object(body))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
+            retry_after_s = retry_after_s.or(Some(RETRY_AFTER_SECONDS));
+        }
+        if let Some(seconds) = retry_after_s {
             response
                 .headers_mut()
-                .insert("retry-after", HeaderValue::from(RETRY_AFTER_SECONDS));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

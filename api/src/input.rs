@@ -1,10 +1,10 @@
 //! Parsing request bodies into domain values, naming the offending field on every refusal.
 //!
-//! Bodies are read as JSON objects with exact numbers (serde_json's arbitrary precision), so
-//! an amount is never parsed through a float; numbers and decimal strings are both accepted.
+//! Bodies are read as JSON objects with exact numbers (serde_json's arbitrary precision) and
+//! no duplicate keys (`json`), so an amount is never parsed through a float; numbers and
+//! decimal strings are both accepted, in one grammar (`storage::money`).
 
 use axum::body::{Body, Bytes};
-use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use storage::domain::{AccountId, AccountType, Amount, Currency, TransactionId};
 
@@ -27,7 +27,7 @@ pub async fn read_body(body: Body, limit_bytes: usize) -> Result<Bytes, ApiError
 
 impl Fields {
     pub fn parse(bytes: &[u8], allowed: &[&str]) -> Result<Fields, ApiError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        let value = crate::json::parse(bytes).map_err(|e| {
             ApiError::bad_request("INVALID_JSON", format!("body is not valid JSON: {e}"))
         })?;
         let Value::Object(map) = value else {
@@ -101,23 +101,9 @@ impl Fields {
         let Some(text) = self.optional_str(field)? else {
             return Ok(None);
         };
-        if text.len() > storage::domain::CLIENT_TIMESTAMP_LENGTH_MAX {
-            return Err(ApiError::invalid_field(field, "is too long"));
-        }
-        if let Ok(instant) = chrono::DateTime::parse_from_rfc3339(text) {
-            return Ok(Some(
-                instant.to_utc().format("%Y-%m-%dT%H:%M:%S%.fZ").to_string(),
-            ));
-        }
-        // The seed's LocalDateTime: no offset.
-        chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-            .map(|local| Some(local.format("%Y-%m-%dT%H:%M:%S%.f").to_string()))
-            .map_err(|_| {
-                ApiError::invalid_field(
-                    field,
-                    "must be an ISO-8601 date-time like 2024-01-31T10:00:00",
-                )
-            })
+        crate::timestamp::normalise(text)
+            .map(Some)
+            .map_err(|e| ApiError::invalid_field(field, e))
     }
 
     pub fn account_ids(&self, field: &str, count_max: usize) -> Result<Vec<AccountId>, ApiError> {
@@ -145,19 +131,15 @@ impl Fields {
     }
 }
 
-/// An exact decimal from a JSON number or a decimal string.
+/// An exact amount from a JSON number (its text exactly as sent: serde_json keeps it) or
+/// a string holding the same grammar, untrimmed.
 pub fn parse_amount(field: &str, value: &Value) -> Result<Amount, ApiError> {
-    let text = match value {
-        Value::Number(number) => number.to_string(),
-        Value::String(text) => text.trim().to_owned(),
+    let parsed = match value {
+        Value::Number(number) => Amount::parse_text(&number.to_string()),
+        Value::String(text) => Amount::parse_text(text),
         _ => return Err(ApiError::invalid_field(field, "must be a decimal number")),
     };
-    let decimal = Decimal::from_str_exact(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .map_err(|_| {
-            ApiError::invalid_field(field, format!("'{text}' is not a decimal within range"))
-        })?;
-    Amount::parse(decimal).map_err(|e| ApiError::invalid_field(field, e))
+    parsed.map_err(|e| ApiError::invalid_field(field, e))
 }
 
 /// A path segment that must be an identifier.
@@ -192,6 +174,163 @@ mod tests {
         assert!(amount("-1").is_err());
         assert!(amount("\"abc\"").is_err());
         assert!(amount("true").is_err());
+    }
+
+    fn refusal(result: Result<impl std::fmt::Debug, ApiError>) -> (&'static str, String) {
+        match result.expect_err("refused") {
+            ApiError::BadRequest { code, message } => (code, message),
+            other => panic!("not a 400: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rounded_exponent_forms_are_refused_not_rounded() {
+        for json in [
+            "0.99999999999999999999999999999e0",
+            "0.00009999999999999999999999999e0",
+            "\"0.99999999999999999999999999999e0\"",
+            "\"0.00009999999999999999999999999e0\"",
+        ] {
+            let (code, message) = refusal(amount(json));
+            assert_eq!(code, "INVALID_FIELD");
+            assert_eq!(
+                message, "amount: must have at most 4 decimal places",
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_grammar_for_numbers_and_strings() {
+        for text in [
+            "1_000", "1_", "+12.5", " 12.5 ", "5.", ".5", " 1", "1 ", "0x1", "",
+        ] {
+            let (_, message) = refusal(amount(&format!("\"{text}\"")));
+            assert!(
+                message.contains("plain decimal number"),
+                "{text}: {message}"
+            );
+        }
+        for (json, expected) in [
+            ("1.000000000000000000000000000000", "1.0000"),
+            ("0e99", "0.0000"),
+            ("-0", "0.0000"),
+            ("0.0e-99999999999", "0.0000"),
+            ("1e3", "1000.0000"),
+            ("12345e-4", "1.2345"),
+        ] {
+            assert_eq!(
+                amount(json).unwrap().value().to_string(),
+                expected,
+                "{json}"
+            );
+            let string = format!("\"{json}\"");
+            assert_eq!(
+                amount(&string).unwrap().value().to_string(),
+                expected,
+                "{string}"
+            );
+        }
+        assert!(amount("1e-5").is_err());
+        assert!(amount("\"1e-5\"").is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_as_invalid_json() {
+        let body = br#"{"accountId":"x y","accountId":"ok","balance":1}"#;
+        let (code, message) = refusal(Fields::parse(body, &["accountId", "balance"]).map(|_| ()));
+        assert_eq!(code, "INVALID_JSON");
+        assert!(message.contains("duplicate key 'accountId'"), "{message}");
+        let nested = br#"{"accountIds":["a"],"accountId":{"x":1,"x":2}}"#;
+        let (code, _) = refusal(Fields::parse(nested, &["accountIds", "accountId"]).map(|_| ()));
+        assert_eq!(code, "INVALID_JSON");
+    }
+
+    fn timestamp(text: &str) -> Result<Option<String>, ApiError> {
+        let body = serde_json::json!({ "timestamp": text }).to_string();
+        Fields::parse(body.as_bytes(), &["timestamp"])?.timestamp("timestamp")
+    }
+
+    #[test]
+    fn timestamps_have_one_strict_grammar() {
+        for text in [
+            "2024-01-31T10:17:60",
+            "2024-1-3T1:0:0",
+            " 2024-01-31T10:00:00",
+            "2024-01-31 10:00:00",
+            "2024-01-31T10:00:00.1234567891",
+            "2024-01-31T10:00:00.1234567890",
+            "9999-12-31T23:30:00-00:31",
+        ] {
+            let (code, message) = refusal(timestamp(text));
+            assert_eq!(code, "INVALID_FIELD");
+            assert!(message.starts_with("timestamp: "), "{message}");
+        }
+        assert_eq!(
+            timestamp("2024-01-31T12:00:00.100+02:00")
+                .unwrap()
+                .as_deref(),
+            Some("2024-01-31T10:00:00.1Z")
+        );
+        assert_eq!(
+            timestamp("2024-01-31T10:00:00").unwrap().as_deref(),
+            Some("2024-01-31T10:00:00")
+        );
+        let fields = Fields::parse(b"{}", &["timestamp"]).unwrap();
+        assert_eq!(fields.timestamp("timestamp").unwrap(), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn numbers_and_strings_of_one_amount_agree(
+            integer in 0u64..1_000_000_000_000_000,
+            fraction in 0u64..10_000,
+            zeros in 0usize..40,
+            shift in 0usize..40,
+        ) {
+            let expected = format!("{integer}.{fraction:04}");
+            let digits = format!("{integer}{fraction:04}{}", "0".repeat(zeros));
+            let scale = 4 + zeros + shift;
+            // The same value with `shift` more leading fraction zeros and a larger exponent.
+            let shifted = format!("0.{}{digits}e{}", "0".repeat(shift), digits.len() + shift - scale);
+            let trimmed = match digits.trim_start_matches('0') {
+                "" => "0",
+                trimmed => trimmed,
+            };
+            for text in [
+                expected.clone(),
+                format!("{expected}{}", "0".repeat(zeros)),
+                format!("{trimmed}e-{}", 4 + zeros),
+                format!("{trimmed}E-{}", 4 + zeros),
+                shifted,
+            ] {
+                let as_number = amount(&text).map(|a| a.value().to_string());
+                let as_string = amount(&format!("\"{text}\"")).map(|a| a.value().to_string());
+                proptest::prop_assert_eq!(as_number.ok(), Some(expected.clone()), "{}", text);
+                proptest::prop_assert_eq!(as_string.ok(), Some(expected.clone()), "{}", text);
+            }
+        }
+
+        #[test]
+        fn out_of_range_amounts_are_refused_as_numbers_and_strings(
+            integer in 0u64..10_000_000_000_000_000,
+            fraction in 0u64..100_000,
+            zeros in 0usize..20,
+        ) {
+            proptest::prop_assume!(integer >= 1_000_000_000_000_000 || fraction % 10 != 0);
+            let plain = format!("{integer}.{fraction:05}");
+            let digits = format!("{integer}{fraction:05}");
+            let trimmed = digits.trim_start_matches('0');
+            for text in [
+                plain.clone(),
+                format!("{plain}{}e0", "0".repeat(zeros)),
+                format!("{trimmed}{}e-{}", "0".repeat(zeros), 5 + zeros),
+                format!("0.{digits}e{}", digits.len() - 5),
+            ] {
+                proptest::prop_assert!(amount(&text).is_err(), "{}", text);
+                proptest::prop_assert!(amount(&format!("\"{text}\"")).is_err(), "{}", text);
+            }
+        }
     }
 
     #[test]

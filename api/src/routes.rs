@@ -6,13 +6,15 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use raft::protocol::{ReadReply, ReadRequest, ReadValue};
 use raft::{Consistency, Served};
 use serde_json::{json, Value};
-use storage::domain::{AccountId, Command, Outcome, TransactionId, TransferRequest};
+use storage::domain::{
+    AccountId, Command, IdempotencyKey, Outcome, TransactionId, TransferRequest,
+};
 
 use crate::dto;
 use crate::error::ApiError;
@@ -54,8 +56,51 @@ async fn read(
     Ok(state.replica.read(request, consistency(params)?).await?)
 }
 
+/// The optional `Idempotency-Key` header of a mutating call.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::invalid_field(IDEMPOTENCY_KEY_HEADER, "must be visible ASCII"))?;
+    IdempotencyKey::parse(text)
+        .map(Some)
+        .map_err(|e| ApiError::invalid_field(IDEMPOTENCY_KEY_HEADER, e))
+}
+
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// A written outcome, unwrapped from an idempotent replay: (outcome, replayed).
+fn settle(outcome: Outcome) -> Result<(Outcome, bool), ApiError> {
+    match outcome {
+        Outcome::Replay { original } => Ok((*original, true)),
+        Outcome::IdempotencyConflict { key } => Err(ApiError::conflict(
+            "IDEMPOTENCY_CONFLICT",
+            format!("Idempotency-Key {key} was already used with a different request"),
+        )),
+        other => Ok((other, false)),
+    }
+}
+
+/// Marks an answer that repeats an earlier outcome rather than applying anything now.
+fn mark_replay(mut response: Response, replayed: bool) -> Response {
+    if replayed {
+        response
+            .headers_mut()
+            .insert("x-idempotent-replay", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// The same marking for an error answer (a replayed 409 or 404).
+fn mark_replay_error(error: ApiError, replayed: bool) -> Response {
+    mark_replay(error.into_response(), replayed)
+}
+
 pub async fn create_account(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body, state.limits.body_bytes_max).await?;
@@ -65,21 +110,29 @@ pub async fn create_account(
         balance: fields.amount("balance")?,
         account_type: fields.account_type("accountType")?,
         currency: fields.currency("currency")?,
+        idempotency_key: idempotency_key(&headers)?,
     };
     let served = state.replica.write(command).await?;
-    match served.value {
-        Outcome::AccountCreated { account } => Ok(reply(
-            StatusCode::CREATED,
-            dto::account(&account),
-            served.served_by,
-            None,
-        )),
-        Outcome::AccountExists { account_id } => Err(ApiError::conflict(
-            "ACCOUNT_EXISTS",
-            format!("account {account_id} already exists (or existed: ids are never reused)"),
-        )),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-    }
+    let (outcome, replayed) = settle(served.value)?;
+    Ok(match outcome {
+        Outcome::AccountCreated { account } => mark_replay(
+            reply(
+                StatusCode::CREATED,
+                dto::account(&account),
+                served.served_by,
+                None,
+            ),
+            replayed,
+        ),
+        Outcome::AccountExists { account_id } => mark_replay_error(
+            ApiError::conflict(
+                "ACCOUNT_EXISTS",
+                format!("account {account_id} already exists (or existed: ids are never reused)"),
+            ),
+            replayed,
+        ),
+        other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    })
 }
 
 pub async fn get_account(
@@ -141,15 +194,18 @@ pub async fn query_accounts(
 pub async fn delete_account(
     State(state): State<AppState>,
     Path(account_id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = path_id("accountId", &account_id, AccountId::parse)?;
     let served = state
         .replica
         .write(Command::DeleteAccount {
             account_id: id.clone(),
+            idempotency_key: idempotency_key(&headers)?,
         })
         .await?;
-    match served.value {
+    let (outcome, replayed) = settle(served.value)?;
+    let answer = match outcome {
         Outcome::AccountDeleted { .. } => Ok(reply(
             StatusCode::OK,
             json!({"message": "Account deleted successfully."}),
@@ -171,32 +227,28 @@ pub async fn delete_account(
                 dto::exact_number(account.balance.value()),
             )]),
         }),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-    }
+        other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    };
+    Ok(match answer {
+        Ok(response) => mark_replay(response, replayed),
+        Err(error) => mark_replay_error(error, replayed),
+    })
 }
 
 fn transfer_request(fields: &Fields) -> Result<TransferRequest, ApiError> {
-    let request = TransferRequest {
-        transaction_id: fields.transaction_id("transactionId")?,
-        source_account_id: fields.account_id("sourceAccountId")?,
-        destination_account_id: fields.account_id("destinationAccountId")?,
-        amount: fields.amount("amount")?,
-        client_timestamp: fields.timestamp("timestamp")?,
-    };
-    if request.amount.is_zero() {
-        return Err(ApiError::invalid_field("amount", "must be greater than 0"));
-    }
-    if request.source_account_id == request.destination_account_id {
-        return Err(ApiError::invalid_field(
-            "destinationAccountId",
-            "must differ from sourceAccountId",
-        ));
-    }
-    Ok(request)
+    TransferRequest::new(
+        fields.transaction_id("transactionId")?,
+        fields.account_id("sourceAccountId")?,
+        fields.account_id("destinationAccountId")?,
+        fields.amount("amount")?,
+        fields.timestamp("timestamp")?,
+    )
+    .map_err(|invalid| ApiError::invalid_field(invalid.field, invalid.problem))
 }
 
 pub async fn process_transaction(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body, state.limits.body_bytes_max).await?;
@@ -211,12 +263,18 @@ pub async fn process_transaction(
         ],
     )?;
     let request = transfer_request(&fields)?;
-    let served = state.replica.write(Command::Transfer(request)).await?;
-    match served.value {
+    let command = Command::Transfer {
+        request,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let served = state.replica.write(command).await?;
+    let (outcome, replayed) = settle(served.value)?;
+    match outcome {
         Outcome::Transfer {
             transfer,
             duplicate,
         } => {
+            let duplicate = duplicate || replayed;
             let status = match transfer.status {
                 storage::domain::TransferStatus::Completed => StatusCode::OK,
                 storage::domain::TransferStatus::Failed => StatusCode::UNPROCESSABLE_ENTITY,
@@ -238,7 +296,7 @@ pub async fn process_transaction(
             code: "IDEMPOTENCY_CONFLICT",
             message: format!(
                 "transactionId {} was already used with a different body",
-                existing.request.transaction_id
+                existing.request.transaction_id()
             ),
             extra: serde_json::Map::from_iter([("existing".to_owned(), dto::transfer(&existing))]),
         }),
@@ -300,26 +358,20 @@ pub async fn account_history(
         limit,
     };
     let served = read(&state, request, &params).await?;
-    let ReadValue::History {
-        transfers,
-        next_before,
-    } = served.value.value
-    else {
+    let ReadValue::History(page) = served.value.value else {
         return Err(ApiError::Internal("unexpected read answer".into()));
     };
-    if transfers.is_empty() && before.is_none() {
-        let exists = state.replica.reader.account(&id)?.value.is_some();
-        if !exists {
-            return Err(ApiError::not_found(
-                "ACCOUNT_NOT_FOUND",
-                format!("account {id} has no transactions and does not exist"),
-            ));
-        }
-    }
+    // Decided at the same index as the page, by whoever served it.
+    let Some(page) = page else {
+        return Err(ApiError::not_found(
+            "ACCOUNT_NOT_FOUND",
+            format!("account {id} not found"),
+        ));
+    };
     let body = json!({
         "accountId": id.as_str(),
-        "transactions": transfers.iter().map(dto::transfer).collect::<Vec<_>>(),
-        "nextBefore": next_before,
+        "transactions": page.transfers.iter().map(dto::transfer).collect::<Vec<_>>(),
+        "nextBefore": page.next_before,
         "appliedIndex": served.value.applied_index,
     });
     Ok(reply(
@@ -346,6 +398,8 @@ pub async fn cluster(State(state): State<AppState>) -> Response {
     let stats = replica.stats();
     let body = json!({
         "nodeId": replica.id,
+        "clusterId": replica.peers().identity().cluster_id(),
+        "rejoining": replica.peers().identity().rejoining(),
         "leaderId": metrics.current_leader,
         "state": format!("{:?}", metrics.state),
         "term": metrics.current_term,
@@ -369,10 +423,17 @@ pub async fn cluster(State(state): State<AppState>) -> Response {
 /// This node's own applied state, scanned whole: conservation, no negative balance, and a
 /// digest that equals other replicas' at the same applied index. Costs a full scan.
 pub async fn audit(State(state): State<AppState>) -> Result<Response, ApiError> {
+    // Single-flight and rate-limited (429 otherwise): the turn is held by the scan itself, so
+    // a request abandoned mid-scan (timeout, closed connection) still blocks a second scan.
+    let turn = state.audit_gate.enter()?;
     let reader = state.replica.reader.clone();
-    let audit = tokio::task::spawn_blocking(move || reader.audit())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let audit = tokio::task::spawn_blocking(move || {
+        let audit = reader.audit();
+        drop(turn);
+        audit
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     let body = json!({
         "nodeId": state.replica.id,
         "appliedIndex": audit.applied_index,
@@ -390,8 +451,17 @@ pub async fn audit(State(state): State<AppState>) -> Result<Response, ApiError> 
     ))
 }
 
-pub async fn live() -> Json<Value> {
-    Json(json!({"status": "live"}))
+/// Live: openraft's core and state machine are running. When they stop for good the
+/// process exits (see `raft::bootstrap`); until it does, this says so.
+pub async fn live(State(state): State<AppState>) -> Response {
+    match state.replica.fatal() {
+        None => Json(json!({"status": "live"})).into_response(),
+        Some(fatal) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "dead", "code": "RAFT_STOPPED", "message": fatal})),
+        )
+            .into_response(),
+    }
 }
 
 /// Ready: knows a leader and has applied everything it was told is committed.

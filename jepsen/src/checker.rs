@@ -55,6 +55,9 @@ pub struct CheckResult {
     pub valid: bool,
     pub checked: usize,
     pub anomalies: Vec<Value>,
+    /// What the check saw beyond its anomalies (`hostile-frames`: answer codes per kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
 }
 
 struct Check {
@@ -85,6 +88,7 @@ impl Check {
             valid: self.anomaly_count == 0,
             checked: self.checked,
             anomalies: self.anomalies,
+            details: None,
         }
     }
 }
@@ -125,7 +129,56 @@ pub fn check_all(history: &[Op], setup: &Setup, last: &FinalState) -> Vec<CheckR
         linearizable(history, setup, last),
         account_history(history, last),
         list_append(history),
+        hostile_frames(history),
     ]
+}
+
+/// The answer codes each kind of hostile frame got: kind -> code -> count.
+pub fn hostile_frame_codes(history: &[Op]) -> BTreeMap<String, BTreeMap<String, usize>> {
+    let mut codes: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for (invoke, completion) in pairs(history)
+        .into_iter()
+        .filter(|(i, _)| i.f == Function::HostileFrame)
+    {
+        let kind = invoke.value["kind"].as_str().unwrap_or("?").to_owned();
+        let code = completion.value["code"]
+            .as_str()
+            .unwrap_or("NO_ANSWER")
+            .to_owned();
+        *codes.entry(kind).or_default().entry(code).or_default() += 1;
+    }
+    codes
+}
+
+/// No hostile frame that must be refused got an OK answer. An OK means the frame got past
+/// decoding: a forwarded invalid write reached the leader, an AppendEntries with invalid
+/// commands reached Raft (whatever Raft then answered), an oversized frame was read whole.
+/// Frames a node may answer (Status ignores its body) and raw TCP connections only need the
+/// node to live on, which the other checks see. The codes seen per kind are the details.
+pub fn hostile_frames(history: &[Op]) -> CheckResult {
+    let mut check = Check::new("hostile-frames");
+    for (invoke, completion) in pairs(history)
+        .into_iter()
+        .filter(|(i, _)| i.f == Function::HostileFrame)
+    {
+        check.checked += 1;
+        let accepted = completion.value["code"] == json!("OK");
+        if accepted && invoke.value["mustRefuse"] != json!(false) {
+            check.anomaly(json!({
+                "op": completion.index,
+                "node": completion.node,
+                "kind": invoke.value["kind"],
+                "variant": invoke.value["variant"],
+                "method": invoke.value["method"],
+                "problem": "hostile frame accepted",
+                "answer": completion.value["answer"],
+            }));
+        }
+    }
+    let codes = hostile_frame_codes(history);
+    let mut result = check.finish();
+    result.details = Some(json!({ "codesByKind": codes }));
+    result
 }
 
 /// The history as Elle's list-append workload: one `{type, process, time, f: "txn", value}`

@@ -33,6 +33,9 @@ pub enum Function {
     /// Nemesis: a fault begins / is healed.
     Start,
     Stop,
+    /// A malformed, invalid or oversized frame sent to a node's peer port by the
+    /// `hostile-frames` nemesis, and the answer it got.
+    HostileFrame,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

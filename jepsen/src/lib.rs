@@ -2,12 +2,14 @@
 //! three real `ledger node` processes, drives concurrent clients over HTTP (`client`), injects
 //! faults (`nemesis`, `net`, `db`), records a history (`history`) and checks it (`checker`),
 //! then writes the history (JSONL and EDN), the verdicts, a summary and a timeline (`report`).
-//! It talks to the ledger over HTTP only.
+//! It talks to the ledger over HTTP, except the `hostile-frames` nemesis (`hostile`), which
+//! sends malformed frames straight to the nodes' peer gRPC ports.
 
 pub mod checker;
 pub mod client;
 pub mod db;
 pub mod history;
+pub mod hostile;
 pub mod nemesis;
 pub mod net;
 pub mod report;

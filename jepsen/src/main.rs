@@ -25,7 +25,7 @@ enum Commands {
         #[arg(long, default_value_t = 6)]
         clients: usize,
         /// Comma-separated nemeses (default: all): kill, kill-leader, pause, partition-leader,
-        /// partition-random, partition-ring, loss, delay, clock-skew, or none.
+        /// partition-random, partition-ring, loss, delay, clock-skew, hostile-frames, or none.
         #[arg(long, default_value = "all")]
         nemesis: String,
         /// Seconds each fault is held, and seconds of calm between faults.

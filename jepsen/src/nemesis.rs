@@ -3,6 +3,7 @@
 //! stop is recorded in the history (process "nemesis"), so checkers and the timeline know
 //! the fault windows.
 
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::db::{Db, NODES};
 use crate::history::{Function, OpType, Recorder};
+use crate::hostile;
 use crate::net::Net;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +36,14 @@ pub enum Fault {
     Delay,
     /// Skew nodes' wall clocks (never the monotonic clock).
     ClockSkew,
+    /// Send malformed, invalid and oversized frames to every node's peer port (see `hostile`).
+    HostileFrames,
 }
 
-pub const ALL: [Fault; 9] = [
+/// Early in the list so that the 60 s CI run (about eight 5 s windows) executes it.
+pub const ALL: [Fault; 10] = [
     Fault::Kill,
+    Fault::HostileFrames,
     Fault::PartitionLeader,
     Fault::Pause,
     Fault::Loss,
@@ -61,6 +67,7 @@ impl FromStr for Fault {
             "loss" => Fault::Loss,
             "delay" => Fault::Delay,
             "clock-skew" => Fault::ClockSkew,
+            "hostile-frames" => Fault::HostileFrames,
             other => return Err(format!("unknown nemesis {other}")),
         })
     }
@@ -78,6 +85,7 @@ impl Fault {
             Fault::Loss => "loss",
             Fault::Delay => "delay",
             Fault::ClockSkew => "clock-skew",
+            Fault::HostileFrames => "hostile-frames",
         }
     }
 }
@@ -87,6 +95,8 @@ pub struct Schedule {
     pub quiet: Duration,
     pub hold: Duration,
     pub deadline: Instant,
+    /// The test's accounts, which the hostile frames' invalid transfers name.
+    pub accounts: Vec<String>,
 }
 
 /// The leader most running nodes name, if any.
@@ -118,25 +128,69 @@ fn others(node: usize) -> Vec<usize> {
     (0..NODES).filter(|n| *n != node).collect()
 }
 
+/// What `start` began that runs until the fault is healed.
+struct Started {
+    detail: Value,
+    hostile: Option<hostile::Running>,
+}
+
+impl From<Value> for Started {
+    fn from(detail: Value) -> Started {
+        Started {
+            detail,
+            hostile: None,
+        }
+    }
+}
+
+/// Where node `node` itself serves Raft: its own address, never the proxy peers go through.
+pub fn rpc_address(db: &Db, node: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V4(db.topology.node_ips[node]),
+        db.nodes[node].rpc_port,
+    )
+}
+
 /// Starts a fault; returns what was done, for the history.
 async fn start(
     fault: Fault,
     http: &reqwest::Client,
     db: &Mutex<Db>,
     net: &Net,
-) -> anyhow::Result<Value> {
+    hostile: (&Recorder, &[String], usize),
+) -> anyhow::Result<Started> {
     let mut db = db.lock().await;
     let random = fastrand::usize(..NODES);
     let leader = find_leader(http, &db).await.unwrap_or(random);
     Ok(match fault {
+        Fault::HostileFrames => {
+            let (recorder, accounts, window) = hostile;
+            let targets: Vec<SocketAddr> = (0..NODES).map(|n| rpc_address(&db, n)).collect();
+            let context = hostile::Context {
+                accounts: accounts.to_vec(),
+                window,
+                nodes: NODES,
+            };
+            let detail = json!({
+                "targets": targets.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                "framesMax": hostile::FRAMES_PER_WINDOW,
+                "framesPerSecond": hostile::FRAMES_PER_SECOND,
+                "frameTimeoutMs": hostile::FRAME_TIMEOUT.as_millis() as u64,
+                "oversizedTo": window % NODES,
+            });
+            Started {
+                detail,
+                hostile: Some(hostile::start(targets, context, recorder.clone())),
+            }
+        }
         Fault::Kill | Fault::KillLeader => {
             let node = if fault == Fault::Kill { random } else { leader };
             db.kill(node);
-            json!({"node": node})
+            json!({"node": node}).into()
         }
         Fault::Pause => {
             db.pause(random);
-            json!({"node": random})
+            json!({"node": random}).into()
         }
         Fault::PartitionLeader | Fault::PartitionRandom => {
             let isolated = if fault == Fault::PartitionLeader {
@@ -149,27 +203,27 @@ async fn start(
                 .map(|o| (isolated, o))
                 .collect();
             net.partition(&cuts)?;
-            json!({"isolated": isolated, "mechanism": net.mechanism()})
+            json!({"isolated": isolated, "mechanism": net.mechanism()}).into()
         }
         Fault::PartitionRing => {
             let other = others(random)[fastrand::usize(..NODES - 1)];
             net.partition(&[(random, other)])?;
-            json!({"cut": [random, other], "mechanism": net.mechanism()})
+            json!({"cut": [random, other], "mechanism": net.mechanism()}).into()
         }
         Fault::Loss => {
             let applied = net.lose(0.2)?;
-            json!({"probability": 0.2, "applied": applied})
+            json!({"probability": 0.2, "applied": applied}).into()
         }
         Fault::Delay => {
             net.delay(40);
-            json!({"delayMs": 40})
+            json!({"delayMs": 40}).into()
         }
         Fault::ClockSkew => {
             let offsets: Vec<i64> = (0..NODES).map(|_| fastrand::i64(-300..=300)).collect();
             for (node, offset) in offsets.iter().enumerate() {
                 db.set_clock_offset(node, *offset)?;
             }
-            json!({"offsetsSeconds": offsets, "applied": db.faketime})
+            json!({"offsetsSeconds": offsets, "applied": db.faketime}).into()
         }
     })
 }
@@ -206,12 +260,20 @@ pub async fn run(
             None,
             None,
         );
-        let detail = start(*fault, &http, &db, &net).await?;
+        let window = executed.len();
+        let started = start(
+            *fault,
+            &http,
+            &db,
+            &net,
+            (&recorder, &schedule.accounts, window),
+        )
+        .await?;
         recorder.record(
             "nemesis",
             OpType::Info,
             Function::Start,
-            json!({"fault": fault.name(), "detail": detail}),
+            json!({"fault": fault.name(), "detail": started.detail}),
             None,
             None,
         );
@@ -225,8 +287,13 @@ pub async fn run(
             None,
             None,
         );
+        let mut healed = what;
+        if let Some(hostile) = started.hostile {
+            // Frames in flight finish (each within its timeout) before the window closes.
+            healed["framesSent"] = json!(hostile.finish().await);
+        }
         heal_all(&db, &net).await?;
-        recorder.record("nemesis", OpType::Info, Function::Stop, what, None, None);
+        recorder.record("nemesis", OpType::Info, Function::Stop, healed, None, None);
     }
     Ok(executed)
 }

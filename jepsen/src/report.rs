@@ -50,6 +50,20 @@ pub fn summary(
             count(f, OpType::Info)
         );
     }
+    let hostile = completed
+        .iter()
+        .filter(|(i, _)| i.f == Function::HostileFrame)
+        .count();
+    if hostile > 0 {
+        let _ = writeln!(
+            text,
+            "  {:<9} ok {:>6}  fail {:>6}  info {:>6}  (ok is an anomaly where the frame must be refused)",
+            "hostile",
+            count(Function::HostileFrame, OpType::Ok),
+            count(Function::HostileFrame, OpType::Fail),
+            count(Function::HostileFrame, OpType::Info)
+        );
+    }
     let valid = results.iter().all(|r| r.valid);
     for result in results {
         let _ = writeln!(
@@ -61,6 +75,7 @@ pub fn summary(
             result.anomalies.len()
         );
     }
+    hostile_codes(&mut text, results);
     let _ = writeln!(
         text,
         "{}",
@@ -78,6 +93,29 @@ pub fn summary(
         results.len() - passed
     );
     text
+}
+
+/// The `hostile-frames` check's answer codes per frame kind, one line per kind.
+fn hostile_codes(text: &mut String, results: &[CheckResult]) {
+    let Some(codes) = results
+        .iter()
+        .find(|r| r.name == "hostile-frames")
+        .and_then(|r| r.details.as_ref())
+        .and_then(|d| d["codesByKind"].as_object())
+        .filter(|codes| !codes.is_empty())
+    else {
+        return;
+    };
+    let _ = writeln!(text, "  hostile frames, answers by kind:");
+    for (kind, counts) in codes {
+        let counts: Vec<String> = counts
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect();
+        let _ = writeln!(text, "    {kind:<36} {}", counts.join(", "));
+    }
 }
 
 /// Fault windows as (start, end) seconds, from the nemesis's records.
@@ -140,7 +178,7 @@ fn throughput_plot(svg: &mut String, history: &[Op], end_s: f64, x: &dyn Fn(f64)
     let seconds = end_s.ceil() as usize + 1;
     let mut ok = vec![0usize; seconds];
     for (_, completion) in pairs(history) {
-        if completion.kind == OpType::Ok {
+        if completion.kind == OpType::Ok && completion.f != Function::HostileFrame {
             ok[(completion.time_ns / 1_000_000_000) as usize] += 1;
         }
     }
@@ -174,7 +212,7 @@ fn latency_plot(svg: &mut String, history: &[Op], x: &dyn Fn(f64) -> f64) {
     // Log scale from 0.1 ms to 10 s.
     let y = |ms: f64| bottom - ((ms.max(0.1)).log10() + 1.0) / 6.0 * PLOT_HEIGHT;
     for (invoke, completion) in pairs(history) {
-        if invoke.process == "nemesis" {
+        if invoke.process == "nemesis" || invoke.f == Function::HostileFrame {
             continue;
         }
         let ms = (completion.time_ns - invoke.time_ns) as f64 / 1e6;

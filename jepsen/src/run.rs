@@ -252,6 +252,7 @@ async fn test(
         quiet: Duration::from_secs(options.calm_secs),
         hold: Duration::from_secs(options.fault_secs),
         deadline,
+        accounts: setup.accounts.clone(),
     };
     let executed = if schedule.faults.is_empty() {
         Vec::new()

@@ -55,6 +55,34 @@ impl Builder {
         }
         self.push(process, end, Function::Transfer, done)
     }
+    /// A hostile frame and its answer, as the `hostile-frames` nemesis records them.
+    fn hostile(
+        &mut self,
+        process: &str,
+        kind: &str,
+        must_refuse: bool,
+        code: &str,
+    ) -> &mut Builder {
+        let sent = json!({"kind": kind, "variant": "v", "method": "Forward", "transport": "grpc",
+                          "bytes": 10, "mustRefuse": must_refuse});
+        self.push(
+            process,
+            OpType::Invoke,
+            Function::HostileFrame,
+            sent.clone(),
+        );
+        let mut answered = sent;
+        answered["code"] = json!(code);
+        let end = match code {
+            "OK" => {
+                answered["answer"] = json!("{\"Ok\":{}}");
+                OpType::Ok
+            }
+            "TIMEOUT" | "CLOSED" | "RESET" | "OPEN" => OpType::Info,
+            _ => OpType::Fail,
+        };
+        self.push(process, end, Function::HostileFrame, answered)
+    }
     fn read(&mut self, process: &str, index: u64, balances: &[(&str, u32)]) -> &mut Builder {
         self.push(process, OpType::Invoke, Function::Read, Value::Null);
         let map: serde_json::Map<String, Value> = balances
@@ -115,7 +143,9 @@ fn clean() -> (Builder, FinalState) {
             OpType::Ok,
             Function::History,
             json!({"account": "b", "appliedIndex": 6, "ids": ["t2", "t1"], "complete": true}),
-        );
+        )
+        .hostile("hostile-0", "forward-zero-amount", true, "INVALID_ARGUMENT")
+        .hostile("hostile-1", "oversized", true, "RESOURCE_EXHAUSTED");
     let end = balances(&[("a", 90), ("b", 100), ("c", 110)]);
     let audit = json!({"appliedIndex": 6, "digest": "abc", "conserved": true});
     let last = FinalState {
@@ -370,5 +400,65 @@ fn list_append_history_exports_as_elle_edn() {
     assert!(
         edn.contains(r#":type :invoke, :f :txn, :value [[:r "b" nil]]}"#),
         "{edn}"
+    );
+}
+
+#[test]
+fn an_accepted_hostile_frame_is_flagged() {
+    for (kind, code) in [
+        ("forward-zero-amount", "OK"),
+        ("append-entries-self-transfer", "OK"),
+        ("oversized", "OK"),
+    ] {
+        let (mut history, last) = clean();
+        history.hostile("hostile-2", kind, true, code);
+        let results = check_all(&history.ops, &setup(), &last);
+        assert_eq!(invalid(&results), vec!["hostile-frames"], "{results:?}");
+        let check = results.iter().find(|r| r.name == "hostile-frames").unwrap();
+        assert_eq!(check.anomalies.len(), 1, "{check:?}");
+        assert_eq!(check.anomalies[0]["kind"], json!(kind));
+        assert_eq!(
+            check.anomalies[0]["problem"],
+            json!("hostile frame accepted")
+        );
+    }
+}
+
+#[test]
+fn refused_hostile_frames_pass_and_their_codes_are_summarised() {
+    let (mut history, last) = clean();
+    history
+        .hostile("hostile-2", "forward-zero-amount", true, "INVALID_ARGUMENT")
+        .hostile("hostile-3", "many-headers", true, "INTERNAL")
+        .hostile("hostile-4", "append-entries-huge-amount", true, "TIMEOUT")
+        // Status reads no body and raw TCP has no gRPC answer: an OK there is no anomaly.
+        .hostile("hostile-5", "status-garbage", false, "OK")
+        .hostile("hostile-0", "partial-preface", false, "OPEN");
+    let results = check_all(&history.ops, &setup(), &last);
+    assert_eq!(invalid(&results), Vec::<&str>::new(), "{results:?}");
+    let check = results.iter().find(|r| r.name == "hostile-frames").unwrap();
+    assert_eq!(check.checked, 7);
+    let codes = &check.details.as_ref().unwrap()["codesByKind"];
+    assert_eq!(codes["forward-zero-amount"], json!({"INVALID_ARGUMENT": 2}));
+    assert_eq!(codes["status-garbage"], json!({"OK": 1}));
+    assert_eq!(codes["oversized"], json!({"RESOURCE_EXHAUSTED": 1}));
+    let summary = jepsen::report::summary(&history.ops, &results, &["hostile-frames"], 1.0);
+    assert!(
+        summary.contains("hostile frames, answers by kind:"),
+        "{summary}"
+    );
+    assert!(
+        summary
+            .lines()
+            .any(|l| l.contains("forward-zero-amount") && l.contains("INVALID_ARGUMENT 2")),
+        "{summary}"
+    );
+    let json = serde_json::to_value(&results).unwrap();
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["details"]["codesByKind"]["many-headers"]["INTERNAL"] == json!(1)),
+        "codes reach results.json: {json}"
     );
 }

@@ -1,12 +1,12 @@
 //! Building and running one node from its configuration (zero2prod's `Application`): bind
-//! both listeners, start the replica and the REST server, run until `shutdown` fires.
+//! both listeners, start the replica and the REST server (with its HTTP limits, see
+//! `api::http`), run until `shutdown` fires.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use raft::bootstrap::ReplicaConfig;
 use raft::proposer::ProposerLimits;
 use raft::replica::ReplicaTimeouts;
@@ -50,6 +50,7 @@ impl Application {
                 quorum_silence_ms_max: config.raft.election_timeout_max_ms,
             },
             rpc_source_ip: config.rpc_source_ip,
+            bootstrap_force: false,
         };
         let replica =
             raft::bootstrap::start(replica_config, rpc_listener, wait_for(stopped)).await?;
@@ -70,23 +71,10 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let state = api::AppState {
-            replica: self.replica.clone(),
-            limits: api::ApiLimits {
-                body_bytes_max: self.config.http.body_bytes_max,
-                query_accounts_max: self.config.http.query_accounts_max,
-            },
-        };
-        let router = api::router(state);
+        let limits = self.config.http.limits();
+        let router = api::router(api::AppState::new(self.replica.clone(), limits));
         tracing::info!(api = %self.api_addr(), rpc = %self.config.rpc_listen, node = self.replica.id, "serving");
-        // TCP_NODELAY: small JSON answers must not wait on Nagle's algorithm.
-        let listener = self.api_listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving the API")?;
+        api::http::serve(self.api_listener, router, limits, shutdown).await;
         let _ = self.stop.send(true);
         self.replica.raft.shutdown().await.ok();
         tracing::info!(node = self.replica.id, "stopped");

@@ -28,6 +28,10 @@ pub struct NodeConfig {
     /// Every voter, this node included: `ID=RPC_HOST:PORT/API_HOST:PORT`, comma-separated.
     /// Host names are resolved when connecting (stable StatefulSet DNS names work).
     pub peers: String,
+    /// Check that this node's own `peers` entry names its listen ports (and IPs, where both
+    /// are literal): a typo there makes a node that others cannot reach. Turn off only when
+    /// peers reach this node through a proxy or a port mapping (the Jepsen harness does).
+    pub verify_own_peer_entry: bool,
     pub raft: RaftSettings,
     pub batch: BatchSettings,
     pub http: HttpSettings,
@@ -94,6 +98,20 @@ impl Default for BatchSettings {
 pub struct HttpSettings {
     pub body_bytes_max: usize,
     pub query_accounts_max: usize,
+    /// The longest a request may take, body included; then 503 (`OUTCOME_UNKNOWN` for a
+    /// write, `TIMEOUT` for a read). Must exceed `batch.write_timeout_ms +
+    /// batch.leader_wait_ms` by a second, so a write still being decided is answered by the
+    /// replica (which knows more) rather than cut here.
+    pub request_timeout_ms: u64,
+    /// The longest a connection may take to send a request head; also how long an idle
+    /// keep-alive connection is kept.
+    pub header_read_timeout_ms: u64,
+    /// Requests in flight at once, health probes excepted; beyond it, 503 `OVERLOADED`.
+    pub concurrency_max: usize,
+    /// Open connections at once; beyond it, accepting pauses until one closes.
+    pub connections_max: usize,
+    /// The least time between two audit scans of this node; sooner is 429 `RATE_LIMITED`.
+    pub audit_interval_ms_min: u64,
 }
 
 impl Default for HttpSettings {
@@ -102,8 +120,67 @@ impl Default for HttpSettings {
         HttpSettings {
             body_bytes_max: limits.body_bytes_max,
             query_accounts_max: limits.query_accounts_max,
+            request_timeout_ms: limits.request_timeout_ms,
+            header_read_timeout_ms: limits.header_read_timeout_ms,
+            concurrency_max: limits.concurrency_max,
+            connections_max: limits.connections_max,
+            audit_interval_ms_min: limits.audit_interval_ms_min,
         }
     }
+}
+
+impl HttpSettings {
+    pub fn limits(&self) -> api::ApiLimits {
+        api::ApiLimits {
+            body_bytes_max: self.body_bytes_max,
+            query_accounts_max: self.query_accounts_max,
+            request_timeout_ms: self.request_timeout_ms,
+            header_read_timeout_ms: self.header_read_timeout_ms,
+            concurrency_max: self.concurrency_max,
+            connections_max: self.connections_max,
+            audit_interval_ms_min: self.audit_interval_ms_min,
+        }
+    }
+}
+
+/// How much more than the replica's own write deadline the HTTP request timeout must allow.
+const REQUEST_TIMEOUT_MARGIN_MS: u64 = 1_000;
+
+/// Sane bounds of every setting: a value outside them is a typo or a unit mistake, and
+/// bounding them all keeps every sum and product below in range.
+mod bounds {
+    pub const MS_MAX: u64 = 3_600_000;
+    pub const HEARTBEAT_INTERVAL_MS_MAX: u64 = 10_000;
+    pub const ELECTION_TIMEOUT_MS_MAX: u64 = 120_000;
+    pub const LOG_ENTRIES_MAX: u64 = 1_000_000_000;
+    pub const REPLICATION_ENTRIES_MAX: u64 = 4_096;
+    pub const BATCH_COUNT_MAX: usize = 65_536;
+    pub const BATCH_WAIT_US_MAX: u64 = 1_000_000;
+    pub const BATCHES_IN_FLIGHT_MAX: usize = 1_024;
+    pub const QUEUE_COUNT_MAX: usize = 1_048_576;
+    pub const WRITE_TIMEOUT_MS_MAX: u64 = 600_000;
+    pub const BODY_BYTES_MIN: usize = 256;
+    pub const BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
+    pub const QUERY_ACCOUNTS_MAX: usize = 100_000;
+    pub const HEADER_READ_TIMEOUT_MS_MIN: u64 = 100;
+    pub const HEADER_READ_TIMEOUT_MS_MAX: u64 = 600_000;
+    pub const CONCURRENCY_MAX: usize = 65_536;
+    pub const CONNECTIONS_MAX: usize = 65_536;
+}
+
+/// `name = value` must lie within `[min, max]`.
+fn within<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(invalid(format!(
+            "{name} = {value} is out of range: it must be {min} to {max}"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +205,7 @@ impl Default for NodeConfig {
             rpc_listen: SocketAddr::from(([127, 0, 0, 1], 8180)),
             rpc_source_ip: None,
             peers: "0=127.0.0.1:8180/127.0.0.1:8080".into(),
+            verify_own_peer_entry: true,
             raft: RaftSettings::default(),
             batch: BatchSettings::default(),
             http: HttpSettings::default(),
@@ -164,50 +242,181 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let members = self.members()?;
         let id = self.id()?;
-        if !members.contains_key(&id) {
+        let Some(own) = members.get(&id) else {
             return Err(invalid(format!(
                 "node_id {id} is not among peers {}",
                 self.peers
             )));
+        };
+        if self.verify_own_peer_entry {
+            self.check_own_peer_entry(id, own)?;
         }
+        self.validate_raft()?;
+        self.validate_batch()?;
+        self.validate_http()?;
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(invalid("log_format must be text or json"));
+        }
+        Ok(())
+    }
+
+    fn validate_raft(&self) -> Result<(), ConfigError> {
+        use bounds::*;
         let raft = &self.raft;
-        if raft.heartbeat_interval_ms == 0
-            || raft.heartbeat_interval_ms * 2 > raft.election_timeout_min_ms
-        {
-            return Err(invalid("raft.heartbeat_interval_ms must be positive and at most half of election_timeout_min_ms"));
+        within(
+            "raft.heartbeat_interval_ms",
+            raft.heartbeat_interval_ms,
+            1,
+            HEARTBEAT_INTERVAL_MS_MAX,
+        )?;
+        within(
+            "raft.election_timeout_min_ms",
+            raft.election_timeout_min_ms,
+            1,
+            ELECTION_TIMEOUT_MS_MAX,
+        )?;
+        within(
+            "raft.election_timeout_max_ms",
+            raft.election_timeout_max_ms,
+            1,
+            ELECTION_TIMEOUT_MS_MAX,
+        )?;
+        if raft.heartbeat_interval_ms.saturating_mul(2) > raft.election_timeout_min_ms {
+            return Err(invalid(
+                "raft.heartbeat_interval_ms must be at most half of election_timeout_min_ms",
+            ));
         }
         if raft.election_timeout_min_ms >= raft.election_timeout_max_ms {
             return Err(invalid(
                 "raft.election_timeout_min_ms must be below election_timeout_max_ms",
             ));
         }
-        if raft.replication_entries_max == 0 {
-            return Err(invalid("raft.replication_entries_max must be positive"));
-        }
-        if raft.snapshot_logs_since_last == 0 {
-            return Err(invalid("raft.snapshot_logs_since_last must be positive"));
-        }
+        within(
+            "raft.snapshot_logs_since_last",
+            raft.snapshot_logs_since_last,
+            1,
+            LOG_ENTRIES_MAX,
+        )?;
+        within(
+            "raft.logs_kept_after_snapshot",
+            raft.logs_kept_after_snapshot,
+            0,
+            LOG_ENTRIES_MAX,
+        )?;
+        within(
+            "raft.replication_entries_max",
+            raft.replication_entries_max,
+            1,
+            REPLICATION_ENTRIES_MAX,
+        )
+    }
+
+    fn validate_batch(&self) -> Result<(), ConfigError> {
+        use bounds::*;
         let batch = &self.batch;
-        if batch.count_max == 0
-            || batch.in_flight_max == 0
-            || batch.queue_count_max < batch.count_max
-        {
-            return Err(invalid("batch.count_max and batch.in_flight_max must be positive, queue_count_max >= count_max"));
+        within("batch.count_max", batch.count_max, 1, BATCH_COUNT_MAX)?;
+        within("batch.wait_us_max", batch.wait_us_max, 0, BATCH_WAIT_US_MAX)?;
+        within(
+            "batch.in_flight_max",
+            batch.in_flight_max,
+            1,
+            BATCHES_IN_FLIGHT_MAX,
+        )?;
+        within(
+            "batch.queue_count_max",
+            batch.queue_count_max,
+            batch.count_max,
+            QUEUE_COUNT_MAX,
+        )?;
+        within(
+            "batch.write_timeout_ms",
+            batch.write_timeout_ms,
+            1,
+            WRITE_TIMEOUT_MS_MAX,
+        )?;
+        within(
+            "batch.leader_wait_ms",
+            batch.leader_wait_ms,
+            1,
+            WRITE_TIMEOUT_MS_MAX,
+        )
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        use bounds::*;
+        let http = &self.http;
+        within(
+            "http.body_bytes_max",
+            http.body_bytes_max,
+            BODY_BYTES_MIN,
+            BODY_BYTES_MAX,
+        )?;
+        within(
+            "http.query_accounts_max",
+            http.query_accounts_max,
+            1,
+            QUERY_ACCOUNTS_MAX,
+        )?;
+        let write_deadline_ms = self
+            .batch
+            .write_timeout_ms
+            .saturating_add(self.batch.leader_wait_ms)
+            .saturating_add(REQUEST_TIMEOUT_MARGIN_MS);
+        if http.request_timeout_ms <= write_deadline_ms {
+            return Err(invalid(format!(
+                "http.request_timeout_ms = {} must exceed batch.write_timeout_ms + \
+                 batch.leader_wait_ms + {REQUEST_TIMEOUT_MARGIN_MS} = {write_deadline_ms}, so a \
+                 write still being decided is answered by the replica rather than cut",
+                http.request_timeout_ms
+            )));
         }
-        if batch.write_timeout_ms == 0 || batch.leader_wait_ms == 0 {
-            return Err(invalid(
-                "batch.write_timeout_ms and batch.leader_wait_ms must be positive",
-            ));
-        }
-        if self.http.body_bytes_max < 256 || self.http.query_accounts_max == 0 {
-            return Err(invalid(
-                "http.body_bytes_max must be at least 256 and query_accounts_max positive",
-            ));
-        }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            return Err(invalid("log_format must be text or json"));
-        }
-        Ok(())
+        within(
+            "http.request_timeout_ms",
+            http.request_timeout_ms,
+            1,
+            MS_MAX,
+        )?;
+        within(
+            "http.header_read_timeout_ms",
+            http.header_read_timeout_ms,
+            HEADER_READ_TIMEOUT_MS_MIN,
+            HEADER_READ_TIMEOUT_MS_MAX,
+        )?;
+        within(
+            "http.concurrency_max",
+            http.concurrency_max,
+            1,
+            CONCURRENCY_MAX,
+        )?;
+        within(
+            "http.connections_max",
+            http.connections_max,
+            1,
+            CONNECTIONS_MAX,
+        )?;
+        within(
+            "http.audit_interval_ms_min",
+            http.audit_interval_ms_min,
+            0,
+            MS_MAX,
+        )
+    }
+
+    /// This node's `peers` entry must be where it listens: the same ports, and the same IP
+    /// when the entry names an IP and the listen address is not a wildcard.
+    fn check_own_peer_entry(&self, id: u64, own: &LedgerNode) -> Result<(), ConfigError> {
+        let check = |what: &str, advertised: &str, key: &str, listen: SocketAddr| {
+            advertised_problem(advertised, listen).map_or(Ok(()), |problem| {
+                Err(invalid(format!(
+                    "peers gives node {id} (this node) the {what} address {advertised}, but \
+                     {key} is {listen}: {problem}. Peers must name where this node listens \
+                     (set verify_own_peer_entry = false if peers reach it through a proxy or \
+                     a port mapping)"
+                )))
+            })
+        };
+        check("Raft RPC", &own.rpc_addr, "rpc_listen", self.rpc_listen)?;
+        check("API", &own.api_addr, "api_listen", self.api_listen)
     }
 
     pub fn id(&self) -> Result<u64, ConfigError> {
@@ -280,5 +489,204 @@ impl NodeConfig {
             max_payload_entries: self.raft.replication_entries_max,
             ..Default::default()
         }
+    }
+}
+
+/// Why `advertised` (`HOST:PORT`, HOST a name, an IPv4 or a bracketed IPv6 literal) cannot
+/// be the address `listen` serves, if it cannot.
+fn advertised_problem(advertised: &str, listen: SocketAddr) -> Option<String> {
+    let Some((host, port)) = advertised.rsplit_once(':') else {
+        return Some("it has no port".into());
+    };
+    match port.parse::<u16>() {
+        Ok(port) if port == listen.port() => {}
+        Ok(port) => return Some(format!("port {port} is not {}", listen.port())),
+        Err(_) => return Some(format!("'{port}' is not a port")),
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if !listen.ip().is_unspecified() && ip != listen.ip() => {
+            Some(format!("IP {ip} is not {}", listen.ip()))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> NodeConfig {
+        NodeConfig {
+            node_id: Some(0),
+            ..NodeConfig::default()
+        }
+    }
+
+    fn refused(config: &NodeConfig, mentions: &str) {
+        match config.validate() {
+            Err(ConfigError::Invalid(message)) => {
+                assert!(message.contains(mentions), "'{message}' lacks '{mentions}'")
+            }
+            other => panic!("expected a refusal mentioning {mentions}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        config().validate().unwrap();
+    }
+
+    #[test]
+    fn heartbeat_overflow_is_an_error_not_a_panic() {
+        let mut config = config();
+        config.raft.heartbeat_interval_ms = u64::MAX;
+        refused(&config, "raft.heartbeat_interval_ms");
+        config.raft.heartbeat_interval_ms = u64::MAX / 2 + 1;
+        config.raft.election_timeout_min_ms = u64::MAX;
+        refused(&config, "raft.");
+        let mut config = self::config();
+        config.raft.heartbeat_interval_ms = 600;
+        refused(&config, "at most half of election_timeout_min_ms");
+    }
+
+    #[test]
+    fn every_value_has_a_maximum() {
+        let cases: [(&str, fn(&mut NodeConfig)); 16] = [
+            ("raft.election_timeout_max_ms", |c| {
+                c.raft.election_timeout_max_ms = u64::MAX
+            }),
+            ("raft.snapshot_logs_since_last", |c| {
+                c.raft.snapshot_logs_since_last = u64::MAX
+            }),
+            ("raft.logs_kept_after_snapshot", |c| {
+                c.raft.logs_kept_after_snapshot = u64::MAX
+            }),
+            ("raft.replication_entries_max", |c| {
+                c.raft.replication_entries_max = u64::MAX
+            }),
+            ("batch.count_max", |c| c.batch.count_max = usize::MAX),
+            ("batch.wait_us_max", |c| c.batch.wait_us_max = u64::MAX),
+            ("batch.in_flight_max", |c| {
+                c.batch.in_flight_max = usize::MAX
+            }),
+            ("batch.queue_count_max", |c| {
+                c.batch.queue_count_max = usize::MAX
+            }),
+            ("batch.write_timeout_ms", |c| {
+                c.batch.write_timeout_ms = u64::MAX
+            }),
+            ("batch.leader_wait_ms", |c| {
+                c.batch.leader_wait_ms = u64::MAX
+            }),
+            ("http.body_bytes_max", |c| {
+                c.http.body_bytes_max = usize::MAX
+            }),
+            ("http.query_accounts_max", |c| {
+                c.http.query_accounts_max = usize::MAX
+            }),
+            ("http.request_timeout_ms", |c| {
+                c.http.request_timeout_ms = u64::MAX
+            }),
+            ("http.header_read_timeout_ms", |c| {
+                c.http.header_read_timeout_ms = u64::MAX
+            }),
+            ("http.concurrency_max", |c| {
+                c.http.concurrency_max = usize::MAX
+            }),
+            ("http.connections_max", |c| {
+                c.http.connections_max = usize::MAX
+            }),
+        ];
+        for (key, set) in cases {
+            let mut config = config();
+            set(&mut config);
+            refused(&config, key);
+        }
+        let mut config = config();
+        config.http.audit_interval_ms_min = u64::MAX;
+        refused(&config, "http.audit_interval_ms_min");
+    }
+
+    #[test]
+    fn zero_where_zero_makes_no_sense() {
+        let cases: [(&str, fn(&mut NodeConfig)); 6] = [
+            ("raft.heartbeat_interval_ms", |c| {
+                c.raft.heartbeat_interval_ms = 0
+            }),
+            ("batch.count_max", |c| c.batch.count_max = 0),
+            ("batch.write_timeout_ms", |c| c.batch.write_timeout_ms = 0),
+            ("http.concurrency_max", |c| c.http.concurrency_max = 0),
+            ("http.connections_max", |c| c.http.connections_max = 0),
+            ("http.header_read_timeout_ms", |c| {
+                c.http.header_read_timeout_ms = 0
+            }),
+        ];
+        for (key, set) in cases {
+            let mut config = config();
+            set(&mut config);
+            refused(&config, key);
+        }
+    }
+
+    #[test]
+    fn request_timeout_exceeds_the_write_deadline() {
+        let mut config = config();
+        // 5000 + 2000 + 1000 by default.
+        config.http.request_timeout_ms = 8_000;
+        refused(&config, "must exceed batch.write_timeout_ms");
+        config.http.request_timeout_ms = 8_001;
+        config.validate().unwrap();
+        config.batch.write_timeout_ms = 7_001;
+        refused(&config, "must exceed batch.write_timeout_ms");
+        // Huge values are refused, never summed into an overflow.
+        config.batch.write_timeout_ms = u64::MAX;
+        config.batch.leader_wait_ms = u64::MAX;
+        refused(&config, "batch.write_timeout_ms");
+    }
+
+    #[test]
+    fn own_peer_entry_ports_must_match_the_listeners() {
+        let mut config = config();
+        config.peers = "0=127.0.0.1:9999/127.0.0.1:8080,1=127.0.0.1:1/127.0.0.1:2".into();
+        refused(
+            &config,
+            "rpc_listen is 127.0.0.1:8180: port 9999 is not 8180",
+        );
+        config.peers = "0=127.0.0.1:8180/127.0.0.1:9999".into();
+        refused(
+            &config,
+            "api_listen is 127.0.0.1:8080: port 9999 is not 8080",
+        );
+        // Other nodes' entries are theirs to check.
+        config.peers = "0=127.0.0.1:8180/127.0.0.1:8080,1=127.0.0.1:1/127.0.0.1:2".into();
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn own_peer_entry_ip_must_match_unless_a_name_or_a_wildcard() {
+        let mut config = config();
+        config.peers = "0=127.0.0.2:8180/127.0.0.1:8080".into();
+        refused(&config, "IP 127.0.0.2 is not 127.0.0.1");
+        config.rpc_listen = "0.0.0.0:8180".parse().unwrap();
+        config.validate().unwrap();
+        config.peers = "0=ledger-0.ledger:8180/localhost:8080".into();
+        config.rpc_listen = "127.0.0.1:8180".parse().unwrap();
+        config.validate().unwrap();
+        config.peers = "0=[::1]:8180/127.0.0.1:8080".into();
+        refused(&config, "IP ::1 is not 127.0.0.1");
+        config.rpc_listen = "[::1]:8180".parse().unwrap();
+        config.validate().unwrap();
+        config.rpc_listen = "[::]:8180".parse().unwrap();
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn own_peer_entry_check_can_be_turned_off_for_proxies() {
+        let mut config = config();
+        config.peers = "0=10.9.9.9:7000/127.0.0.1:8080".into();
+        refused(&config, "verify_own_peer_entry = false");
+        config.verify_own_peer_entry = false;
+        config.validate().unwrap();
     }
 }

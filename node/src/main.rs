@@ -50,7 +50,21 @@ fn init_tracing(json: bool) {
     }
 }
 
+/// A panic anywhere ends the process. Without this, a panicked task (openraft's state
+/// machine, say) leaves a node that still answers probes but can serve nothing: better down
+/// and restarted than a zombie. `panic = "abort"` would do it too, but the test harness
+/// ignores it and it would build every dependency twice.
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        tracing::error!(panic = %info, "panicked; aborting the process");
+        std::process::abort();
+    }));
+}
+
 fn main() -> anyhow::Result<()> {
+    abort_on_panic();
     let cli = Cli::parse();
     match cli.command {
         Commands::Node { config } => {

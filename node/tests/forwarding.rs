@@ -212,7 +212,7 @@ async fn hostile_input_is_refused_and_writes_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(response.status().as_u16(), 413);
 
     assert_eq!(
         log_index(cluster.cluster_info(leader).await.unwrap()),

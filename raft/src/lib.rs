@@ -7,6 +7,7 @@
 
 pub mod bootstrap;
 pub mod error;
+pub mod identity;
 pub mod log_store;
 pub mod network;
 pub mod proposer;

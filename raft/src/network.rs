@@ -23,11 +23,17 @@ use serde::Serialize;
 use storage::{LedgerNode, NodeId, TypeConfig};
 use tonic::transport::{Channel, Endpoint};
 
+use crate::identity::Identity;
 use crate::pb::raft_service_client::RaftServiceClient;
 use crate::pb::Frame;
 
 /// How long to wait for a TCP connection to a peer.
 pub const CONNECT_TIMEOUT_MS: u64 = 1_000;
+
+/// Largest gRPC message either side sends or accepts. The largest legitimate one is an
+/// AppendEntries of `replication_entries_max` full batches, or a snapshot chunk, both well
+/// below it; anything larger is refused before it is decoded.
+pub const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Method {
@@ -49,19 +55,26 @@ pub enum CallError {
 }
 
 /// One lazily connected, reconnecting channel per peer, shared by Raft and forwarding.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Peers {
     channels: Arc<RwLock<HashMap<NodeId, (String, Channel)>>>,
     /// Source address of outgoing connections; lets fault tests tell nodes apart on loopback.
     source_ip: Option<IpAddr>,
+    /// Stamps this node's cluster id on every call.
+    identity: Arc<Identity>,
 }
 
 impl Peers {
-    pub fn new(source_ip: Option<IpAddr>) -> Peers {
+    pub fn new(source_ip: Option<IpAddr>, identity: Arc<Identity>) -> Peers {
         Peers {
             channels: Arc::default(),
             source_ip,
+            identity,
         }
+    }
+
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.identity
     }
 
     pub fn channel(&self, id: NodeId, rpc_addr: &str) -> Result<Channel, CallError> {
@@ -85,9 +98,11 @@ impl Peers {
     }
 }
 
-/// Sends one JSON document to a peer and decodes its JSON answer.
+/// Sends one JSON document to a peer, stamped with this node's cluster id, and decodes its
+/// JSON answer.
 pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
     channel: Channel,
+    identity: &Identity,
     method: Method,
     request: &Req,
     timeout: Duration,
@@ -95,9 +110,10 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
     let json = serde_json::to_vec(request).map_err(|e| CallError::Unreachable(e.to_string()))?;
     let mut request = tonic::Request::new(Frame { json });
     request.set_timeout(timeout);
+    identity.stamp(&mut request);
     let mut client = RaftServiceClient::new(channel)
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
+        .max_decoding_message_size(FRAME_BYTES_MAX)
+        .max_encoding_message_size(FRAME_BYTES_MAX);
     let response = match method {
         Method::AppendEntries => client.append_entries(request).await,
         Method::Vote => client.vote(request).await,
@@ -109,14 +125,26 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
     serde_json::from_slice(&frame.json).map_err(|e| CallError::Failed(format!("bad answer: {e}")))
 }
 
+/// Whether a failed call certainly never reached the peer. Decided from the error's
+/// source chain, never from its text: only a refused connection (or a local address that
+/// cannot be bound) proves nothing was sent. Anything else, a connect timeout included, may
+/// have been delivered, and the caller must treat the outcome as unknown: mistaking a
+/// delivered write for an undelivered one could apply it twice.
 fn classify(status: tonic::Status) -> CallError {
-    // Unavailable with a connect error means nothing was sent; anything else may have been.
-    let text = format!("{status}");
-    if status.code() == tonic::Code::Unavailable && text.contains("connect") {
-        CallError::Unreachable(text)
-    } else {
-        CallError::Failed(text)
+    let text = status.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&status);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+            ) {
+                return CallError::Unreachable(text);
+            }
+        }
+        source = error.source();
     }
+    CallError::Failed(text)
 }
 
 pub struct NetworkFactory {
@@ -136,6 +164,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         Connection {
             target,
             channel: self.peers.channel(target, &node.rpc_addr),
+            identity: self.peers.identity.clone(),
         }
     }
 }
@@ -143,6 +172,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 pub struct Connection {
     target: NodeId,
     channel: Result<Channel, CallError>,
+    identity: Arc<Identity>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, LedgerNode, RaftError<NodeId, E>>>;
@@ -168,7 +198,7 @@ impl Connection {
             }
         };
         let answer: Result<Resp, RaftError<NodeId, E>> =
-            call(channel, method, request, option.hard_ttl())
+            call(channel, &self.identity, method, request, option.hard_ttl())
                 .await
                 .map_err(|error| match error {
                     CallError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&error)),

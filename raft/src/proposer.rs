@@ -40,6 +40,8 @@ pub struct Proposer {
 impl Proposer {
     pub fn start(raft: Raft, limits: ProposerLimits) -> Proposer {
         assert!(limits.batch_count_max >= 1);
+        // A larger batch could not be decoded by the followers (nor read back from disk).
+        assert!(limits.batch_count_max <= storage::domain::BATCH_COMMANDS_MAX);
         assert!(limits.batches_in_flight_max >= 1);
         assert!(limits.queue_count_max >= limits.batch_count_max);
         let (queue, receiver) = mpsc::channel(limits.queue_count_max);

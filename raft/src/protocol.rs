@@ -24,10 +24,15 @@ pub enum ReadRequest {
 pub enum ReadValue {
     Accounts(Vec<Option<Account>>),
     Transfer(Option<Transfer>),
-    History {
-        transfers: Vec<Transfer>,
-        next_before: Option<u64>,
-    },
+    /// `None`: the id never belonged to an account.
+    History(Option<HistoryValue>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryValue {
+    pub transfers: Vec<Transfer>,
+    pub next_before: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +50,31 @@ pub enum ForwardRequest {
     Read(ReadRequest),
 }
 
+/// Most accounts one forwarded read may name (the REST limit is lower).
+pub const READ_ACCOUNTS_MAX: usize = 10_000;
+
+impl ForwardRequest {
+    /// What decoding cannot check: bounds on a read's size.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            ForwardRequest::Read(ReadRequest::Accounts(ids))
+                if ids.is_empty() || ids.len() > READ_ACCOUNTS_MAX =>
+            {
+                Err(format!(
+                    "a read names 1 to {READ_ACCOUNTS_MAX} accounts, not {}",
+                    ids.len()
+                ))
+            }
+            ForwardRequest::Read(ReadRequest::History { limit, .. })
+                if *limit == 0 || *limit > storage::reader::HISTORY_PAGE_MAX =>
+            {
+                Err(format!("a history page holds 1 to {} transfers", storage::reader::HISTORY_PAGE_MAX))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ForwardReply {
@@ -60,4 +90,6 @@ pub struct StatusReply {
     pub node_id: NodeId,
     pub initialized: bool,
     pub leader: Option<NodeId>,
+    #[serde(default)]
+    pub cluster_id: Option<String>,
 }

@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::network::{call, CallError, Method, Peers};
 use crate::proposer::Proposer;
 use crate::protocol::{
-    ForwardReply, ForwardRequest, ForwardResult, ReadReply, ReadRequest, ReadValue, StatusReply,
+    ForwardReply, ForwardRequest, ForwardResult, HistoryValue, ReadReply, ReadRequest, ReadValue,
+    StatusReply,
 };
 use crate::Raft;
 
@@ -226,9 +227,11 @@ impl Replica {
 
     /// ReadIndex on this node: confirm leadership with a quorum, wait until applied, read.
     pub async fn read_linearizable(&self, request: &ReadRequest) -> Result<ReadReply> {
-        self.raft
-            .ensure_linearizable()
+        // The ReadIndex round waits on a quorum of peers: bounded like every such wait.
+        let wait = Duration::from_millis(self.timeouts.write_timeout_ms);
+        tokio::time::timeout(wait, self.raft.ensure_linearizable())
             .await
+            .map_err(|_| Error::NoLeader)?
             .map_err(|error| match error {
                 RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => {
                     Error::NotLeader {
@@ -265,10 +268,10 @@ impl Replica {
             } => {
                 let read = reader.history(account_id, *before, *limit)?;
                 ReadReply {
-                    value: ReadValue::History {
-                        transfers: read.value.transfers,
-                        next_before: read.value.next_before,
-                    },
+                    value: ReadValue::History(read.value.map(|page| HistoryValue {
+                        transfers: page.transfers,
+                        next_before: page.next_before,
+                    })),
                     applied_index: read.applied_index,
                 }
             }
@@ -308,7 +311,7 @@ impl Replica {
             .map_err(|_| Error::NoLeader)?;
         // The leader bounds its own wait by the write timeout; allow the hop on top.
         let timeout = Duration::from_millis(self.timeouts.write_timeout_ms + 1_000);
-        let forwarded = call(channel, Method::Forward, &request, timeout);
+        let forwarded = call(channel, self.peers.identity(), Method::Forward, &request, timeout);
         // Stop waiting as soon as this node stops believing in that leader (it heard of a
         // newer term, or its election timer fired): a cut-off leader would hold the request
         // for the whole timeout.
@@ -346,12 +349,22 @@ impl Replica {
         }
     }
 
+    /// Why this node cannot serve any more, if it cannot: openraft's core or its state
+    /// machine task stopped (a storage error or a panic). Liveness reports it.
+    pub fn fatal(&self) -> Option<String> {
+        match &self.raft.metrics().borrow().running_state {
+            Ok(()) => None,
+            Err(fatal) => Some(fatal.to_string()),
+        }
+    }
+
     pub async fn status(&self) -> StatusReply {
         let initialized = self.raft.is_initialized().await.unwrap_or(false);
         StatusReply {
             node_id: self.id,
             initialized,
             leader: self.raft.metrics().borrow().current_leader,
+            cluster_id: self.peers.identity().cluster_id(),
         }
     }
 }

@@ -85,11 +85,13 @@ identifier!(TransactionId, "transaction id");
 /// An exact money amount within decimal(19,4): at most four fractional digits and fifteen
 /// integer digits. May be zero; never negative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "Decimal", into = "Decimal")]
+// Read only from the strict text grammar (`money`), written as "12.3400".
+#[serde(try_from = "String", into = "String")]
 pub struct Amount(Decimal);
 
 impl Amount {
-    pub const ZERO: Amount = Amount(Decimal::ZERO);
+    /// Zero with four decimal places, like every other amount, so it encodes as "0.0000".
+    pub const ZERO: Amount = Amount(Decimal::from_parts(0, 0, 0, false, AMOUNT_SCALE_MAX));
 
     /// Largest representable amount: 999,999,999,999,999.9999.
     pub fn max() -> Amount {
@@ -298,15 +300,147 @@ impl FailureReason {
 }
 
 /// What a client asked to move; compared field by field for idempotency.
+///
+/// Its rules hold by construction, whoever builds it (REST, a peer's frame, the disk): the
+/// amount is positive and the two accounts differ. A value breaking them cannot be built
+/// or decoded, so apply only asserts what a correct leader can never propose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", try_from = "TransferRequestFields")]
 pub struct TransferRequest {
-    pub transaction_id: TransactionId,
-    pub source_account_id: AccountId,
-    pub destination_account_id: AccountId,
-    pub amount: Amount,
+    transaction_id: TransactionId,
+    source_account_id: AccountId,
+    destination_account_id: AccountId,
+    amount: Amount,
     /// The client's own timestamp, normalised at the boundary; part of the body.
-    pub client_timestamp: Option<String>,
+    client_timestamp: Option<String>,
+}
+
+/// Why a transfer request breaks a rule, naming the field a client would fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct InvalidRequest {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl TransferRequest {
+    pub fn new(
+        transaction_id: TransactionId,
+        source_account_id: AccountId,
+        destination_account_id: AccountId,
+        amount: Amount,
+        client_timestamp: Option<String>,
+    ) -> Result<TransferRequest, InvalidRequest> {
+        let invalid = |field, problem: &str| InvalidRequest {
+            field,
+            problem: problem.to_owned(),
+        };
+        if amount.is_zero() {
+            return Err(invalid("amount", "must be greater than 0"));
+        }
+        if source_account_id == destination_account_id {
+            return Err(invalid(
+                "destinationAccountId",
+                "must differ from sourceAccountId",
+            ));
+        }
+        if client_timestamp
+            .as_ref()
+            .is_some_and(|t| t.is_empty() || t.len() > CLIENT_TIMESTAMP_LENGTH_MAX)
+        {
+            return Err(invalid("timestamp", "must be 1 to 40 characters"));
+        }
+        Ok(TransferRequest {
+            transaction_id,
+            source_account_id,
+            destination_account_id,
+            amount,
+            client_timestamp,
+        })
+    }
+
+    pub fn transaction_id(&self) -> &TransactionId {
+        &self.transaction_id
+    }
+    pub fn source_account_id(&self) -> &AccountId {
+        &self.source_account_id
+    }
+    pub fn destination_account_id(&self) -> &AccountId {
+        &self.destination_account_id
+    }
+    pub fn amount(&self) -> Amount {
+        self.amount
+    }
+    pub fn client_timestamp(&self) -> Option<&str> {
+        self.client_timestamp.as_deref()
+    }
+}
+
+/// The decoded shape of a [`TransferRequest`], before its rules are checked.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransferRequestFields {
+    transaction_id: TransactionId,
+    source_account_id: AccountId,
+    destination_account_id: AccountId,
+    amount: Amount,
+    client_timestamp: Option<String>,
+}
+
+impl TryFrom<TransferRequestFields> for TransferRequest {
+    type Error = InvalidRequest;
+    fn try_from(fields: TransferRequestFields) -> Result<TransferRequest, InvalidRequest> {
+        TransferRequest::new(
+            fields.transaction_id,
+            fields.source_account_id,
+            fields.destination_account_id,
+            fields.amount,
+            fields.client_timestamp,
+        )
+    }
+}
+
+/// Longest `Idempotency-Key` header value: room for a UUID, a ULID or a prefixed id.
+pub const IDEMPOTENCY_KEY_LENGTH_MAX: usize = 128;
+
+/// A client's `Idempotency-Key`: the same key with the same command returns the original
+/// outcome; with a different command it is refused. Remembered in the state machine.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(value: &str) -> Result<IdempotencyKey, InvalidValue> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+        if value.is_empty()
+            || value.len() > IDEMPOTENCY_KEY_LENGTH_MAX
+            || !value.chars().all(allowed)
+        {
+            return Err(InvalidValue(format!(
+                "must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} letters, digits, '-', '_', '.', ':'"
+            )));
+        }
+        Ok(IdempotencyKey(value.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for IdempotencyKey {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, InvalidValue> {
+        IdempotencyKey::parse(&value)
+    }
+}
+impl From<IdempotencyKey> for String {
+    fn from(value: IdempotencyKey) -> String {
+        value.0
+    }
+}
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A transfer as applied: the request, its outcome and where it sits in the commit order.
@@ -323,29 +457,92 @@ pub struct Transfer {
     pub committed_at_ms: u64,
 }
 
-/// One state change, as proposed through Raft.
+/// One state change, as proposed through Raft. Each may carry the client's
+/// `Idempotency-Key`: absent from the encoding when not given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Command {
+    #[serde(rename_all = "camelCase")]
     CreateAccount {
         account_id: AccountId,
         balance: Amount,
         account_type: AccountType,
         currency: Currency,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        idempotency_key: Option<IdempotencyKey>,
     },
+    #[serde(rename_all = "camelCase")]
     DeleteAccount {
         account_id: AccountId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        idempotency_key: Option<IdempotencyKey>,
     },
-    Transfer(TransferRequest),
+    #[serde(rename_all = "camelCase")]
+    Transfer {
+        request: TransferRequest,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        idempotency_key: Option<IdempotencyKey>,
+    },
 }
+
+impl Command {
+    pub fn idempotency_key(&self) -> Option<&IdempotencyKey> {
+        match self {
+            Command::CreateAccount {
+                idempotency_key, ..
+            }
+            | Command::DeleteAccount {
+                idempotency_key, ..
+            }
+            | Command::Transfer {
+                idempotency_key, ..
+            } => idempotency_key.as_ref(),
+        }
+    }
+}
+
+/// Most commands in one Raft entry: the bulk API's 8,190 transfers and then some. A batch
+/// above it cannot be decoded (a peer's frame or the disk), so none can reach apply.
+pub const BATCH_COMMANDS_MAX: usize = 8_192;
 
 /// A Raft entry's payload: many commands, one fsync, one replication round.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", try_from = "BatchFields")]
 pub struct Batch {
     /// Leader's wall clock at proposal, so apply never reads a clock.
     pub proposed_at_ms: u64,
     pub commands: Vec<Command>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchFields {
+    proposed_at_ms: u64,
+    commands: Vec<Command>,
+}
+
+impl TryFrom<BatchFields> for Batch {
+    type Error = InvalidValue;
+    fn try_from(fields: BatchFields) -> Result<Batch, InvalidValue> {
+        if fields.commands.is_empty() || fields.commands.len() > BATCH_COMMANDS_MAX {
+            return Err(InvalidValue(format!(
+                "a batch holds 1 to {BATCH_COMMANDS_MAX} commands, not {}",
+                fields.commands.len()
+            )));
+        }
+        Ok(Batch {
+            proposed_at_ms: fields.proposed_at_ms,
+            commands: fields.commands,
+        })
+    }
+}
+
+/// What the state machine remembers of a command sent with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdempotencyRecord {
+    pub command: Command,
+    pub outcome: Outcome,
 }
 
 /// The result of one command, in the order of the batch.
@@ -375,6 +572,15 @@ pub enum Outcome {
     /// The transaction id was used before with a different body; nothing applied.
     TransferConflict {
         existing: Transfer,
+    },
+    /// The command's `Idempotency-Key` was seen before with this very command: the
+    /// original outcome, nothing applied now.
+    Replay {
+        original: Box<Outcome>,
+    },
+    /// The `Idempotency-Key` was used before with a different command; nothing applied.
+    IdempotencyConflict {
+        key: IdempotencyKey,
     },
 }
 

@@ -9,11 +9,13 @@
 //! |---|---|---|
 //! | `log` | log index, u64 big-endian | openraft `Entry` |
 //! | `raft` | `vote`, `committed`, `purged` | openraft `Vote` / `LogId` |
+//! | `raft` | `cluster_id` | the cluster's id (string) |
 //! | `state` | `a` + account id | [`Account`](crate::domain::Account) |
 //! | `state` | `r` + account id | retired (deleted) [`Account`](crate::domain::Account) |
 //! | `state` | `x` + transaction id | [`Transfer`](crate::domain::Transfer) |
 //! | `state` | `h` + account id + `0x00` + sequence (u64 BE) | transaction id |
-//! | `state` | `j` + sequence (u64 BE) | [`JournalEvent`](crate::state_machine::JournalEvent) |
+//! | `state` | `j` + sequence (u64 BE) | transaction id |
+//! | `state` | `k` + idempotency key | [`IdempotencyRecord`](crate::domain::IdempotencyRecord) |
 //! | `state` | `m` + name | metadata: applied log id, membership, next sequence, total |
 //!
 //! The current snapshot is a file beside the database (see `snapshot::SnapshotFile`).
@@ -23,7 +25,7 @@
 //! contain `0x00` (see `domain`), so the history key's separator is unambiguous, and
 //! big-endian numbers sort in numeric order.
 
-use crate::domain::{AccountId, TransactionId};
+use crate::domain::{AccountId, IdempotencyKey, TransactionId};
 
 pub const CF_LOG: &str = "log";
 pub const CF_RAFT: &str = "raft";
@@ -33,6 +35,9 @@ pub const COLUMN_FAMILIES: [&str; 3] = [CF_LOG, CF_RAFT, CF_STATE];
 pub const RAFT_VOTE: &[u8] = b"vote";
 pub const RAFT_COMMITTED: &[u8] = b"committed";
 pub const RAFT_PURGED: &[u8] = b"purged";
+/// The id of the cluster this node belongs to, written once (at bootstrap, or when a
+/// fresh node first accepts entries from a leader) and checked on every peer call.
+pub const RAFT_CLUSTER_ID: &[u8] = b"cluster_id";
 
 pub const META_APPLIED: &[u8] = b"mapplied";
 pub const META_MEMBERSHIP: &[u8] = b"mmembership";
@@ -44,6 +49,7 @@ const PREFIX_RETIRED: u8 = b'r';
 const PREFIX_TRANSFER: u8 = b'x';
 const PREFIX_HISTORY: u8 = b'h';
 const PREFIX_JOURNAL: u8 = b'j';
+const PREFIX_IDEMPOTENCY: u8 = b'k';
 const HISTORY_SEPARATOR: u8 = 0x00;
 
 pub fn log_key(index: u64) -> [u8; 8] {
@@ -95,6 +101,10 @@ pub fn history_sequence(key: &[u8]) -> u64 {
 
 pub fn journal(sequence: u64) -> Vec<u8> {
     prefixed(PREFIX_JOURNAL, &sequence.to_be_bytes())
+}
+
+pub fn idempotency(key: &IdempotencyKey) -> Vec<u8> {
+    prefixed(PREFIX_IDEMPOTENCY, key.as_str().as_bytes())
 }
 
 pub fn account_prefix() -> [u8; 1] {

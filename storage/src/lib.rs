@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod keys;
+pub mod money;
 pub mod reader;
 pub mod snapshot;
 pub mod state_machine;

@@ -103,15 +103,26 @@ impl LedgerReader {
         })
     }
 
-    /// One account's transfers, newest first, strictly older than `before` when given.
+    /// One account's transfers, newest first, strictly older than `before` when given;
+    /// `None` when the id never belonged to an account (open or deleted), read at the same
+    /// index as the page.
     pub fn history(
         &self,
         id: &AccountId,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<AtIndex<HistoryPage>> {
+    ) -> Result<AtIndex<Option<HistoryPage>>> {
         let limit = limit.clamp(1, HISTORY_PAGE_MAX);
         let view = self.db.snapshot();
+        let state = cf(&self.db, CF_STATE);
+        let known = view.get_cf(state, keys::account(id))?.is_some()
+            || view.get_cf(state, keys::retired_account(id))?.is_some();
+        if !known {
+            return Ok(AtIndex {
+                value: None,
+                applied_index: self.applied(&view)?,
+            });
+        }
         let prefix = keys::history_prefix(id);
         let start = keys::history(id, before.unwrap_or(u64::MAX));
         let mode = IteratorMode::From(&start, Direction::Reverse);
@@ -141,10 +152,10 @@ impl LedgerReader {
             transfers.push(transfer);
         }
         Ok(AtIndex {
-            value: HistoryPage {
+            value: Some(HistoryPage {
                 transfers,
                 next_before,
-            },
+            }),
             applied_index: self.applied(&view)?,
         })
     }

@@ -22,7 +22,9 @@ use rust_decimal::Decimal;
 
 use crate::apply::{apply_batch, LedgerState};
 use crate::db::{cf, decode, encode, get};
-use crate::domain::{Account, AccountId, BatchResponse, TransactionId, Transfer};
+use crate::domain::{
+    Account, AccountId, BatchResponse, IdempotencyKey, IdempotencyRecord, TransactionId, Transfer,
+};
 use crate::error::{Error, Result};
 use crate::keys::{self, CF_STATE};
 use crate::snapshot::{self, SnapshotFile, SnapshotWriter};
@@ -167,6 +169,7 @@ struct Overlay<'a> {
     accounts: HashMap<AccountId, Option<Account>>,
     retired: HashSet<AccountId>,
     transfers: HashMap<TransactionId, Transfer>,
+    idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
     next_sequence: Option<u64>,
     total: Option<Decimal>,
 }
@@ -179,6 +182,7 @@ impl<'a> Overlay<'a> {
             accounts: HashMap::new(),
             retired: HashSet::new(),
             transfers: HashMap::new(),
+            idempotency: HashMap::new(),
             next_sequence: None,
             total: None,
         }
@@ -252,29 +256,37 @@ impl LedgerState for Overlay<'_> {
         self.retired.insert(account.account_id.clone());
     }
 
-    fn put_transfer(&mut self, transfer: &Transfer) {
+    fn idempotency(&mut self, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>> {
+        if let Some(record) = self.idempotency.get(key) {
+            return Ok(Some(record.clone()));
+        }
+        get(self.db, CF_STATE, &keys::idempotency(key))
+    }
+
+    fn put_transfer(&mut self, transfer: &Transfer, history_of: &[&AccountId]) {
         let state = cf(self.db, CF_STATE);
         let request = &transfer.request;
-        let id = request.transaction_id.as_str().as_bytes();
+        let id = request.transaction_id().as_str().as_bytes();
         self.batch.put_cf(
             state,
-            keys::transfer(&request.transaction_id),
+            keys::transfer(request.transaction_id()),
             encode(transfer),
         );
-        self.batch.put_cf(
-            state,
-            keys::history(&request.source_account_id, transfer.sequence),
-            id,
-        );
-        self.batch.put_cf(
-            state,
-            keys::history(&request.destination_account_id, transfer.sequence),
-            id,
-        );
+        for account in history_of {
+            self.batch
+                .put_cf(state, keys::history(account, transfer.sequence), id);
+        }
         self.batch
             .put_cf(state, keys::journal(transfer.sequence), id);
         self.transfers
-            .insert(request.transaction_id.clone(), transfer.clone());
+            .insert(request.transaction_id().clone(), transfer.clone());
+    }
+
+    fn put_idempotency(&mut self, key: &IdempotencyKey, record: &IdempotencyRecord) {
+        let state = cf(self.db, CF_STATE);
+        self.batch
+            .put_cf(state, keys::idempotency(key), encode(record));
+        self.idempotency.insert(key.clone(), record.clone());
     }
 
     fn next_sequence(&mut self) -> Result<u64> {

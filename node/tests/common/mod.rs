@@ -80,7 +80,7 @@ impl Cluster {
         cluster
     }
 
-    fn data_dir(&self, index: usize) -> PathBuf {
+    pub fn data_dir(&self, index: usize) -> PathBuf {
         self.dir.path().join(format!("node-{index}"))
     }
 
@@ -246,13 +246,22 @@ impl Cluster {
             .collect()
     }
 
+    /// The node's audit; a full scan, rate-limited by the node (429 while another scan is
+    /// recent), so this polls until one is granted.
     pub async fn audit(&self, index: usize) -> Value {
-        let (status, body) = self
-            .get(index, "/api/v1/admin/audit")
-            .await
-            .expect("reachable");
-        assert_eq!(status, 200);
-        body
+        let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+        loop {
+            let (status, body) = self
+                .get(index, "/api/v1/admin/audit")
+                .await
+                .expect("reachable");
+            if status != 429 {
+                assert_eq!(status, 200, "{body}");
+                return body;
+            }
+            assert!(Instant::now() < deadline, "audit refused for too long");
+            tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+        }
     }
 
     /// Waits until every running node has applied the same index, then checks that their

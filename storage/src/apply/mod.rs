@@ -11,8 +11,8 @@
 use rust_decimal::Decimal;
 
 use crate::domain::{
-    Account, AccountId, AccountType, Amount, Batch, Command, Currency, FailureReason, Outcome,
-    Transfer, TransferRequest, TransferStatus,
+    Account, AccountId, AccountType, Amount, Batch, Command, Currency, FailureReason,
+    IdempotencyKey, IdempotencyRecord, Outcome, Transfer, TransferRequest, TransferStatus,
 };
 
 /// The state the apply logic reads and writes. Reads see earlier writes of the same batch.
@@ -28,10 +28,17 @@ pub trait LedgerState {
         id: &crate::domain::TransactionId,
     ) -> Result<Option<Transfer>, Self::Error>;
 
+    /// What a command sent with this `Idempotency-Key` did, if one was.
+    fn idempotency(&mut self, key: &IdempotencyKey)
+        -> Result<Option<IdempotencyRecord>, Self::Error>;
+
     fn put_account(&mut self, account: &Account);
     fn retire_account(&mut self, account: &Account);
-    /// Records the transfer, its place in both accounts' histories and in the journal.
-    fn put_transfer(&mut self, transfer: &Transfer);
+    /// Records the transfer, its place in the journal and in the histories of
+    /// `history_of` (the accounts of the transfer that exist: an id that never existed
+    /// gets no history, so none appears if it is created later).
+    fn put_transfer(&mut self, transfer: &Transfer, history_of: &[&AccountId]);
+    fn put_idempotency(&mut self, key: &IdempotencyKey, record: &IdempotencyRecord);
 
     /// The next gapless journal sequence number (1, 2, 3, ...).
     fn next_sequence(&mut self) -> Result<u64, Self::Error>;
@@ -66,7 +73,36 @@ pub fn apply_batch<S: LedgerState>(
     Ok(outcomes)
 }
 
+/// Applies one command, honouring its `Idempotency-Key`: a key seen before with the same
+/// command replays the original outcome; with another command it is a conflict. Neither
+/// applies anything.
 pub fn apply_command<S: LedgerState>(
+    state: &mut S,
+    command: &Command,
+    context: EntryContext,
+) -> Result<Outcome, S::Error> {
+    let Some(key) = command.idempotency_key() else {
+        return apply_unkeyed(state, command, context);
+    };
+    if let Some(record) = state.idempotency(key)? {
+        return Ok(if record.command == *command {
+            Outcome::Replay {
+                original: Box::new(record.outcome),
+            }
+        } else {
+            Outcome::IdempotencyConflict { key: key.clone() }
+        });
+    }
+    let outcome = apply_unkeyed(state, command, context)?;
+    let record = IdempotencyRecord {
+        command: command.clone(),
+        outcome: outcome.clone(),
+    };
+    state.put_idempotency(key, &record);
+    Ok(outcome)
+}
+
+fn apply_unkeyed<S: LedgerState>(
     state: &mut S,
     command: &Command,
     context: EntryContext,
@@ -77,9 +113,10 @@ pub fn apply_command<S: LedgerState>(
             balance,
             account_type,
             currency,
+            ..
         } => create_account(state, account_id, *balance, account_type, currency, context),
-        Command::DeleteAccount { account_id } => delete_account(state, account_id),
-        Command::Transfer(request) => transfer(state, request, context),
+        Command::DeleteAccount { account_id, .. } => delete_account(state, account_id),
+        Command::Transfer { request, .. } => transfer(state, request, context),
     }
 }
 
@@ -139,13 +176,12 @@ fn transfer<S: LedgerState>(
     request: &TransferRequest,
     context: EntryContext,
 ) -> Result<Outcome, S::Error> {
-    assert!(
-        !request.amount.is_zero(),
-        "zero transfers are refused at the boundary"
-    );
-    assert_ne!(request.source_account_id, request.destination_account_id);
+    // Guaranteed by `TransferRequest`'s constructor: no boundary can build one that breaks
+    // them, so a failure here is our own bug.
+    assert!(!request.amount().is_zero());
+    assert_ne!(request.source_account_id(), request.destination_account_id());
 
-    if let Some(existing) = state.transfer(&request.transaction_id)? {
+    if let Some(existing) = state.transfer(request.transaction_id())? {
         if existing.request == *request {
             return Ok(Outcome::Transfer {
                 transfer: existing,
@@ -155,9 +191,16 @@ fn transfer<S: LedgerState>(
         return Ok(Outcome::TransferConflict { existing });
     }
 
-    let source = state.account(&request.source_account_id)?;
-    let destination = state.account(&request.destination_account_id)?;
-    let decision = decide(source, destination, request.amount);
+    let source = state.account(request.source_account_id())?;
+    let destination = state.account(request.destination_account_id())?;
+    let mut history_of = Vec::with_capacity(2);
+    if source.is_some() {
+        history_of.push(request.source_account_id());
+    }
+    if destination.is_some() {
+        history_of.push(request.destination_account_id());
+    }
+    let decision = decide(source, destination, request.amount());
     let sequence = state.next_sequence()?;
     let (status, reason) = match decision {
         Ok((source, destination)) => {
@@ -177,7 +220,7 @@ fn transfer<S: LedgerState>(
         log_index: context.log_index,
         committed_at_ms: context.proposed_at_ms,
     };
-    state.put_transfer(&transfer);
+    state.put_transfer(&transfer, &history_of);
     Ok(Outcome::Transfer {
         transfer,
         duplicate: false,

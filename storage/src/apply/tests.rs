@@ -8,12 +8,15 @@ use rust_decimal::Decimal;
 
 use super::*;
 use crate::domain::{TransactionId, TransferStatus};
+use serde_json::json;
 
 #[derive(Default)]
 struct Memory {
     accounts: BTreeMap<AccountId, Account>,
     retired: BTreeMap<AccountId, Account>,
     transfers: BTreeMap<TransactionId, Transfer>,
+    histories: BTreeMap<AccountId, Vec<u64>>,
+    idempotency: BTreeMap<IdempotencyKey, IdempotencyRecord>,
     next_sequence: u64,
     total: Decimal,
 }
@@ -38,9 +41,24 @@ impl LedgerState for Memory {
         self.retired
             .insert(account.account_id.clone(), account.clone());
     }
-    fn put_transfer(&mut self, transfer: &Transfer) {
+    fn idempotency(
+        &mut self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, Infallible> {
+        Ok(self.idempotency.get(key).cloned())
+    }
+    fn put_transfer(&mut self, transfer: &Transfer, history_of: &[&AccountId]) {
         self.transfers
-            .insert(transfer.request.transaction_id.clone(), transfer.clone());
+            .insert(transfer.request.transaction_id().clone(), transfer.clone());
+        for account in history_of {
+            self.histories
+                .entry((*account).clone())
+                .or_default()
+                .push(transfer.sequence);
+        }
+    }
+    fn put_idempotency(&mut self, key: &IdempotencyKey, record: &IdempotencyRecord) {
+        self.idempotency.insert(key.clone(), record.clone());
     }
     fn next_sequence(&mut self) -> Result<u64, Infallible> {
         self.next_sequence += 1;
@@ -82,22 +100,31 @@ fn create(state: &mut Memory, id: &str, balance: &str, currency: &str) -> Outcom
         balance: amount(balance),
         account_type: AccountType::savings(),
         currency: Currency::parse(currency).unwrap(),
+        idempotency_key: None,
     };
     apply_command(state, &command, context(1)).unwrap()
 }
 
 fn request(id: &str, from: &str, to: &str, value: &str) -> TransferRequest {
-    TransferRequest {
-        transaction_id: TransactionId::parse(id).unwrap(),
-        source_account_id: AccountId::parse(from).unwrap(),
-        destination_account_id: AccountId::parse(to).unwrap(),
-        amount: amount(value),
-        client_timestamp: None,
+    TransferRequest::new(
+        TransactionId::parse(id).unwrap(),
+        AccountId::parse(from).unwrap(),
+        AccountId::parse(to).unwrap(),
+        amount(value),
+        None,
+    )
+    .unwrap()
+}
+
+fn transfer_command(request: &TransferRequest) -> Command {
+    Command::Transfer {
+        request: request.clone(),
+        idempotency_key: None,
     }
 }
 
 fn send(state: &mut Memory, request: &TransferRequest) -> Outcome {
-    apply_command(state, &Command::Transfer(request.clone()), context(2)).unwrap()
+    apply_command(state, &transfer_command(request), context(2)).unwrap()
 }
 
 fn status(outcome: &Outcome) -> (TransferStatus, Option<FailureReason>, bool) {
@@ -263,6 +290,7 @@ fn accounts_with_money_are_not_deleted_and_ids_are_not_reused() {
     let delete = |state: &mut Memory, id: &str| {
         let command = Command::DeleteAccount {
             account_id: AccountId::parse(id).unwrap(),
+            idempotency_key: None,
         };
         apply_command(state, &command, context(3)).unwrap()
     };
@@ -300,4 +328,69 @@ fn sequences_are_gapless_across_completed_and_failed_transfers() {
         send(&mut state, &request(&format!("t{n}"), "A", "B", value));
     }
     assert_eq!(sequences, vec![1, 2, 3]);
+}
+
+#[test]
+fn invalid_transfer_requests_cannot_be_built_or_decoded() {
+    let a = || AccountId::parse("A").unwrap();
+    let id = || TransactionId::parse("t").unwrap();
+    assert!(TransferRequest::new(id(), a(), AccountId::parse("B").unwrap(), Amount::ZERO, None).is_err());
+    assert!(TransferRequest::new(id(), a(), a(), amount("1"), None).is_err());
+    let valid = request("t1", "A", "B", "1");
+    let mut wire = serde_json::to_value(transfer_command(&valid)).unwrap();
+    assert_eq!(serde_json::from_value::<Command>(wire.clone()).unwrap(), transfer_command(&valid));
+    wire["request"]["amount"] = json!("0.0000");
+    assert!(serde_json::from_value::<Command>(wire.clone()).is_err());
+    wire["request"]["amount"] = json!("1.0000");
+    wire["request"]["destinationAccountId"] = json!("A");
+    assert!(serde_json::from_value::<Command>(wire).is_err());
+    // A batch is bounded and never empty, whoever decodes it.
+    let batch = |count: usize| json!({"proposedAtMs": 1, "commands": vec![serde_json::to_value(transfer_command(&valid)).unwrap(); count]});
+    assert!(serde_json::from_value::<Batch>(batch(1)).is_ok());
+    assert!(serde_json::from_value::<Batch>(batch(0)).is_err());
+    assert!(serde_json::from_value::<Batch>(batch(crate::domain::BATCH_COMMANDS_MAX + 1)).is_err());
+}
+
+#[test]
+fn an_idempotency_key_replays_the_original_outcome_and_refuses_another_command() {
+    let mut state = Memory::default();
+    let key = IdempotencyKey::parse("key-1").unwrap();
+    let create_keyed = |id: &str, balance: &str| Command::CreateAccount {
+        account_id: AccountId::parse(id).unwrap(),
+        balance: amount(balance),
+        account_type: AccountType::savings(),
+        currency: Currency::usd(),
+        idempotency_key: Some(key.clone()),
+    };
+    let first = apply_command(&mut state, &create_keyed("A", "10"), context(1)).unwrap();
+    assert!(matches!(first, Outcome::AccountCreated { .. }));
+    // The resend replays the creation (not "exists"), and applies nothing.
+    let again = apply_command(&mut state, &create_keyed("A", "10"), context(2)).unwrap();
+    assert_eq!(again, Outcome::Replay { original: Box::new(first) });
+    assert_eq!(state.total, Decimal::from(10));
+    // Same key, other command: refused, nothing applied.
+    let other = apply_command(&mut state, &create_keyed("B", "10"), context(3)).unwrap();
+    assert!(matches!(other, Outcome::IdempotencyConflict { .. }));
+    assert!(!state.accounts.contains_key(&AccountId::parse("B").unwrap()));
+    // A keyed delete replays "deleted" rather than answering "not found".
+    create(&mut state, "Z", "0", "USD");
+    let delete = Command::DeleteAccount {
+        account_id: AccountId::parse("Z").unwrap(),
+        idempotency_key: Some(IdempotencyKey::parse("del-Z").unwrap()),
+    };
+    let deleted = apply_command(&mut state, &delete, context(4)).unwrap();
+    assert!(matches!(deleted, Outcome::AccountDeleted { .. }));
+    let replayed = apply_command(&mut state, &delete, context(5)).unwrap();
+    assert_eq!(replayed, Outcome::Replay { original: Box::new(deleted) });
+}
+
+#[test]
+fn ids_that_never_existed_get_no_history() {
+    let mut state = Memory::default();
+    create(&mut state, "A", "10", "USD");
+    send(&mut state, &request("t1", "A", "GHOST", "1"));
+    send(&mut state, &request("t2", "GHOST", "A", "1"));
+    let ghost = AccountId::parse("GHOST").unwrap();
+    assert!(!state.histories.contains_key(&ghost));
+    assert_eq!(state.histories[&AccountId::parse("A").unwrap()], vec![1, 2]);
 }
