@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 cargo build --workspace --all-targets
 cargo test --workspace --all-targets "$@"
 
-jepsen_secs="${JEPSEN_SECS:-60}"
+jepsen_secs="${JEPSEN_SECS:-80}"
 if [ "$jepsen_secs" -gt 0 ]; then
   out="$CARGO_TARGET_DIR/jepsen-ci"
   rm -rf "$out"

@@ -28,6 +28,11 @@
 //! over 65,534 bytes (the `http` crate's limit: 414), and a request line or header that does
 //! not parse (400). A head not complete within `header_read_timeout_ms` gets no answer: the
 //! connection is closed.
+//!
+//! Known gaps: a body sent slowly holds its concurrency slot until `request_timeout_ms`
+//! (buffering bodies before the limit would free it, at up to `connections_max *
+//! body_bytes_max` of memory); hyper has no write timeout, so a client that never reads its
+//! answer holds its connection slot (and is cut only at shutdown, after the drain time).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -311,7 +316,11 @@ fn echo(text: &str) -> String {
 
 /// Rewrites an error answer that is not JSON (axum's 405 and extractor rejections,
 /// tower-http's 413) into the one error body, keeping its status and headers (`Allow`).
-async fn json_errors(State(limits): State<ApiLimits>, response: Response) -> Response {
+async fn json_errors(
+    State(limits): State<ApiLimits>,
+    method: Method,
+    response: Response,
+) -> Response {
     let status = response.status();
     let is_error = status.is_client_error() || status.is_server_error();
     if !is_error || is_json_response(response.headers()) {
@@ -319,7 +328,7 @@ async fn json_errors(State(limits): State<ApiLimits>, response: Response) -> Res
     }
     let (parts, body) = response.into_parts();
     let text = read_error_text(body).await;
-    let error = refusal_for(status, &parts.headers, &text, &limits);
+    let error = refusal_for(status, &method, &text, &limits);
     let mut answer = error.into_response();
     for name in parts.headers.keys() {
         let replaced = matches!(
@@ -350,12 +359,7 @@ async fn read_error_text(body: Body) -> String {
 }
 
 /// The stable code and message of an error answer the router produced as plain text.
-fn refusal_for(
-    status: StatusCode,
-    headers: &HeaderMap,
-    text: &str,
-    limits: &ApiLimits,
-) -> ApiError {
+fn refusal_for(status: StatusCode, method: &Method, text: &str, limits: &ApiLimits) -> ApiError {
     let message = |default: &str| {
         if text.is_empty() {
             default.to_owned()
@@ -366,16 +370,14 @@ fn refusal_for(
     let (code, message) = match status {
         StatusCode::BAD_REQUEST => (bad_request_code(text), message("bad request")),
         StatusCode::NOT_FOUND => ("ROUTE_NOT_FOUND", "no such route".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            let allowed = headers
-                .get(header::ALLOW)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default();
-            (
-                "METHOD_NOT_ALLOWED",
-                format!("method not allowed on this route; allowed: {allowed}"),
-            )
-        }
+        // axum adds `Allow` after this layer has run; it is kept on the answer.
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "METHOD_NOT_ALLOWED",
+            format!(
+                "method {} is not allowed on this route; the Allow header lists those that are",
+                echo(method.as_str())
+            ),
+        ),
         StatusCode::REQUEST_TIMEOUT => ("TIMEOUT", message("request timed out")),
         StatusCode::PAYLOAD_TOO_LARGE => return body_too_large(limits),
         StatusCode::URI_TOO_LONG => ("URI_TOO_LONG", message("URI too long")),
@@ -421,7 +423,8 @@ fn bad_request_code(text: &str) -> &'static str {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets open requests finish.
+/// Serves `app` on `listener` until `shutdown` completes, then lets open requests finish
+/// (for at most `request_timeout_ms + header_read_timeout_ms`).
 /// Each connection holds one of `connections_max` slots; with none free, accepting pauses.
 pub async fn serve(
     listener: TcpListener,
@@ -466,8 +469,20 @@ pub async fn serve(
         });
     }
     drop(listener);
-    // Idle connections close at once; requests in flight end within their timeouts.
-    graceful.shutdown().await;
+    // Idle connections close at once and requests in flight end within their timeout; a
+    // client that stops reading its answer must not hold the node up past that.
+    let drain_ms = limits
+        .request_timeout_ms
+        .saturating_add(limits.header_read_timeout_ms);
+    if tokio::time::timeout(Duration::from_millis(drain_ms), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            drain_ms,
+            "connections still open after the drain time; leaving them"
+        );
+    }
 }
 
 async fn accept_failed(error: std::io::Error) {
@@ -603,8 +618,7 @@ mod tests {
     #[test]
     fn plain_text_errors_get_codes() {
         let limits = ApiLimits::default();
-        let headers = HeaderMap::new();
-        let code_of = |status, text: &str| match refusal_for(status, &headers, text, &limits) {
+        let code_of = |status, text: &str| match refusal_for(status, &Method::PUT, text, &limits) {
             ApiError::Refused { code, .. } | ApiError::Unavailable { code, .. } => code,
             other => panic!("unexpected {other:?}"),
         };
@@ -630,7 +644,7 @@ mod tests {
         );
         assert_eq!(code_of(StatusCode::SERVICE_UNAVAILABLE, ""), "UNAVAILABLE");
         assert!(matches!(
-            refusal_for(StatusCode::BAD_GATEWAY, &headers, "secret", &limits),
+            refusal_for(StatusCode::BAD_GATEWAY, &Method::GET, "secret", &limits),
             ApiError::Internal(_)
         ));
     }

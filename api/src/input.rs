@@ -131,8 +131,8 @@ impl Fields {
     }
 }
 
-/// An exact amount from a JSON number (its text exactly as sent: serde_json keeps it) or
-/// a string holding the same grammar, untrimmed.
+/// An exact amount from a JSON number (its digits exactly as sent: serde_json keeps them,
+/// writing only the exponent marker as `e+`/`e-`) or a string in the same grammar, untrimmed.
 pub fn parse_amount(field: &str, value: &Value) -> Result<Amount, ApiError> {
     let parsed = match value {
         Value::Number(number) => Amount::parse_text(&number.to_string()),
@@ -290,9 +290,10 @@ mod tests {
         ) {
             let expected = format!("{integer}.{fraction:04}");
             let digits = format!("{integer}{fraction:04}{}", "0".repeat(zeros));
-            let scale = 4 + zeros + shift;
+            let scale = 4 + zeros;
             // The same value with `shift` more leading fraction zeros and a larger exponent.
-            let shifted = format!("0.{}{digits}e{}", "0".repeat(shift), digits.len() + shift - scale);
+            let exponent = digits.len() + shift - scale;
+            let shifted = format!("0.{}{digits}e{exponent}", "0".repeat(shift));
             let trimmed = match digits.trim_start_matches('0') {
                 "" => "0",
                 trimmed => trimmed,

@@ -123,11 +123,13 @@ mod tests {
 
     #[test]
     fn numbers_stay_exact_and_invalid_json_is_refused() {
-        let value = parse(br#"{"amount": 0.1, "big": 0.99999999999999999999999999999e0}"#).unwrap();
+        let body = br#"{"amount": 0.1, "big": 0.99999999999999999999999999999e0}"#;
+        let value = parse(body).unwrap();
         assert_eq!(value["amount"].to_string(), "0.1");
         assert_eq!(
             value["big"].to_string(),
-            "0.99999999999999999999999999999e0"
+            "0.99999999999999999999999999999e+0",
+            "serde_json writes every exponent as e+N or e-N: the same value, every digit kept"
         );
         for text in ["{", "{\"a\":1,}", "{\"a\":1} x", "", "[1,]", "{\"a\" 1}"] {
             assert!(parse(text.as_bytes()).is_err(), "{text}");
@@ -204,7 +206,8 @@ mod tests {
             }
             let error = parse(text.as_bytes()).expect_err(&text).to_string();
             let shown = shortened(&duplicate);
-            prop_assert!(error.contains(&format!("duplicate key '{shown}'")), "{}: {}", text, error);
+            let expected = format!("duplicate key '{shown}'");
+            prop_assert!(error.contains(&expected), "{}: {}", text, error);
         }
     }
 }

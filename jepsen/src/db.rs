@@ -122,6 +122,8 @@ impl Db {
             .env("LEDGER_RPC_LISTEN", format!("{ip}:{}", process.rpc_port))
             .env("LEDGER_RPC_SOURCE_IP", ip.to_string())
             .env("LEDGER_PEERS", &self.peers)
+            // Peers name a node by its proxy's address, not by where it listens.
+            .env("LEDGER_VERIFY_OWN_PEER_ENTRY", "false")
             .env("LEDGER_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

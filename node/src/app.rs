@@ -50,7 +50,7 @@ impl Application {
                 quorum_silence_ms_max: config.raft.election_timeout_max_ms,
             },
             rpc_source_ip: config.rpc_source_ip,
-            bootstrap_force: false,
+            bootstrap_force: config.bootstrap_force,
         };
         let replica =
             raft::bootstrap::start(replica_config, rpc_listener, wait_for(stopped)).await?;

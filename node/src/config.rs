@@ -32,6 +32,10 @@ pub struct NodeConfig {
     /// are literal): a typo there makes a node that others cannot reach. Turn off only when
     /// peers reach this node through a proxy or a port mapping (the Jepsen harness does).
     pub verify_own_peer_entry: bool,
+    /// The lowest member bootstraps a new cluster only once every peer has answered that it
+    /// is fresh (an unreachable peer might hold a cluster already). `true` bootstraps
+    /// without the unreachable ones: only for a first start where some peers cannot come.
+    pub bootstrap_force: bool,
     pub raft: RaftSettings,
     pub batch: BatchSettings,
     pub http: HttpSettings,
@@ -206,6 +210,7 @@ impl Default for NodeConfig {
             rpc_source_ip: None,
             peers: "0=127.0.0.1:8180/127.0.0.1:8080".into(),
             verify_own_peer_entry: true,
+            bootstrap_force: false,
             raft: RaftSettings::default(),
             batch: BatchSettings::default(),
             http: HttpSettings::default(),

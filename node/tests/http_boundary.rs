@@ -255,7 +255,12 @@ async fn wrong_methods_are_405_with_allow(cluster: &Cluster) {
         ),
     ] {
         let answer = exchange(cluster, request.as_bytes()).await;
-        answer.assert_error(405, "METHOD_NOT_ALLOWED");
+        let body = answer.assert_error(405, "METHOD_NOT_ALLOWED");
+        let method = request.split(' ').next().unwrap();
+        assert!(
+            body["message"].as_str().unwrap().contains(method),
+            "{body}"
+        );
         let allow = answer.header("allow").unwrap_or_default();
         assert!(allow.contains(allowed), "Allow {allow:?}: {}", answer.text());
     }
