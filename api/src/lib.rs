@@ -59,6 +59,8 @@ pub struct AppState {
     pub limits: ApiLimits,
     /// Single-flight and rate limit of the full-state audit scan.
     pub audit_gate: Arc<gate::ScanGate>,
+    /// The Redis account-read cache behind `consistency=cached`, when configured.
+    pub cache: Option<Arc<cache::Cache>>,
 }
 
 impl AppState {
@@ -67,7 +69,13 @@ impl AppState {
             replica,
             limits,
             audit_gate: gate::ScanGate::new("audit scan", limits.audit_interval_ms_min),
+            cache: None,
         }
+    }
+
+    pub fn with_cache(mut self, cache: Option<Arc<cache::Cache>>) -> AppState {
+        self.cache = cache;
+        self
     }
 }
 
@@ -100,6 +108,7 @@ fn api_routes(state: AppState) -> Router {
         )
         .route("/api/v1/cluster", get(routes::cluster))
         .route("/api/v1/admin/audit", get(routes::audit))
+        .route("/api/v1/admin/cache", get(routes::cache_stats))
         .fallback(routes::not_found)
         .with_state(state)
 }

@@ -1,6 +1,8 @@
 //! The HTTP handlers: parse, ask the replica, shape the answer. Every answer from the
 //! cluster says which node served it (`x-served-by`) and, for reads, the applied log index
-//! it reflects (`x-applied-index`).
+//! it reflects (`x-applied-index`). Account reads also say where the value came from
+//! (`x-served-from: cache|local|leader`); `consistency=cached` ones add what the Redis
+//! lookup found (`x-cache`) and, for a cached value, its age (`x-cache-age-ms`).
 
 use std::collections::HashMap;
 
@@ -36,15 +38,110 @@ fn reply(status: StatusCode, body: Value, served_by: u64, applied_index: Option<
     response
 }
 
-fn consistency(params: &HashMap<String, String>) -> Result<Consistency, ApiError> {
+/// How a read may be served: through Raft, or (account reads only) from the Redis cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadMode {
+    Raft(Consistency),
+    Cached,
+}
+
+fn read_mode(params: &HashMap<String, String>) -> Result<ReadMode, ApiError> {
     match params.get("consistency").map(String::as_str) {
-        None | Some("linearizable") => Ok(Consistency::Linearizable),
-        // No cache is configured on this node, so a cached read is served from local state.
-        Some("local") | Some("cached") => Ok(Consistency::Local),
+        None | Some("linearizable") => Ok(ReadMode::Raft(Consistency::Linearizable)),
+        Some("local") => Ok(ReadMode::Raft(Consistency::Local)),
+        Some("cached") => Ok(ReadMode::Cached),
         Some(other) => Err(ApiError::invalid_field(
             "consistency",
             format!("'{other}' is not one of linearizable, local, cached"),
         )),
+    }
+}
+
+/// The consistency of a read the cache does not hold (transfers, history).
+fn consistency(params: &HashMap<String, String>) -> Result<Consistency, ApiError> {
+    match read_mode(params)? {
+        ReadMode::Raft(consistency) => Ok(consistency),
+        ReadMode::Cached => Err(ApiError::invalid_field(
+            "consistency",
+            "cached is only for account reads (GET /api/v1/accounts/{id}, \
+             POST /api/v1/accounts/query); use linearizable or local",
+        )),
+    }
+}
+
+/// `maxStalenessMs`: the oldest cached value a `consistency=cached` reader accepts.
+fn max_staleness_ms(
+    params: &HashMap<String, String>,
+    mode: ReadMode,
+) -> Result<Option<u64>, ApiError> {
+    let max = number_param(params, "maxStalenessMs")?;
+    if max.is_some() && mode != ReadMode::Cached {
+        return Err(ApiError::invalid_field(
+            "maxStalenessMs",
+            "applies to consistency=cached only",
+        ));
+    }
+    Ok(max)
+}
+
+/// Accounts read in the requested mode, with where they came from.
+async fn read_accounts(
+    state: &AppState,
+    ids: &[AccountId],
+    params: &HashMap<String, String>,
+) -> Result<cache::AccountsRead, ApiError> {
+    let mode = read_mode(params)?;
+    let max_staleness_ms = max_staleness_ms(params, mode)?;
+    let consistency = match mode {
+        ReadMode::Cached => {
+            let cache = state.cache.as_ref();
+            let read = cache::read_accounts(cache, &state.replica, ids, max_staleness_ms);
+            return Ok(read.await?);
+        }
+        ReadMode::Raft(consistency) => consistency,
+    };
+    let served = state
+        .replica
+        .read(ReadRequest::Accounts(ids.to_vec()), consistency)
+        .await?;
+    let ReadValue::Accounts(accounts) = served.value.value else {
+        return Err(ApiError::Internal("unexpected read answer".into()));
+    };
+    Ok(cache::AccountsRead {
+        accounts,
+        applied_index: served.value.applied_index,
+        served_by: served.served_by,
+        source: match consistency {
+            Consistency::Linearizable => cache::Source::Leader,
+            Consistency::Local => cache::Source::Local,
+        },
+        lookup: cache::Lookup::Disabled,
+        age_ms: None,
+    })
+}
+
+/// An account read's answer: `reply`, plus where it came from.
+fn accounts_reply(
+    status: StatusCode,
+    body: Value,
+    read: &cache::AccountsRead,
+    cached: bool,
+) -> Response {
+    let mut response = reply(status, body, read.served_by, Some(read.applied_index));
+    mark_source(response.headers_mut(), read, cached);
+    response
+}
+
+fn mark_source(headers: &mut HeaderMap, read: &cache::AccountsRead, cached: bool) {
+    headers.insert(
+        "x-served-from",
+        HeaderValue::from_static(read.source.as_str()),
+    );
+    if cached {
+        headers.insert("x-cache", HeaderValue::from_static(read.lookup.as_str()));
+    }
+    if let Some(age_ms) = read.age_ms {
+        headers.insert("x-cache-age-ms", HeaderValue::from(age_ms));
     }
 }
 
@@ -141,21 +238,21 @@ pub async fn get_account(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let id = path_id("accountId", &account_id, AccountId::parse)?;
-    let served = read(&state, ReadRequest::Accounts(vec![id.clone()]), &params).await?;
-    let ReadValue::Accounts(mut accounts) = served.value.value else {
-        return Err(ApiError::Internal("unexpected read answer".into()));
-    };
-    match accounts.pop().flatten() {
-        Some(account) => Ok(reply(
+    let mut read = read_accounts(&state, std::slice::from_ref(&id), &params).await?;
+    let cached = read_mode(&params)? == ReadMode::Cached;
+    match read.accounts.pop().flatten() {
+        Some(account) => Ok(accounts_reply(
             StatusCode::OK,
             dto::account(&account),
-            served.served_by,
-            Some(served.value.applied_index),
+            &read,
+            cached,
         )),
-        None => Err(ApiError::not_found(
-            "ACCOUNT_NOT_FOUND",
-            format!("account {id} not found"),
-        )),
+        None => {
+            let error = ApiError::not_found("ACCOUNT_NOT_FOUND", format!("account {id} not found"));
+            let mut response = error.into_response();
+            mark_source(response.headers_mut(), &read, cached);
+            Ok(response)
+        }
     }
 }
 
@@ -167,28 +264,22 @@ pub async fn query_accounts(
     let bytes = read_body(body, state.limits.body_bytes_max).await?;
     let fields = Fields::parse(&bytes, &["accountIds"])?;
     let ids = fields.account_ids("accountIds", state.limits.query_accounts_max)?;
-    let served = read(&state, ReadRequest::Accounts(ids.clone()), &params).await?;
-    let ReadValue::Accounts(accounts) = served.value.value else {
-        return Err(ApiError::Internal("unexpected read answer".into()));
-    };
+    let read = read_accounts(&state, &ids, &params).await?;
+    let accounts = &read.accounts;
     let missing: Vec<AccountId> = ids
         .iter()
-        .zip(&accounts)
+        .zip(accounts)
         .filter(|(_, account)| account.is_none())
         .map(|(id, _)| id.clone())
         .collect();
     let found: Vec<Value> = accounts.iter().flatten().map(dto::account).collect();
     let body = json!({
-        "appliedIndex": served.value.applied_index,
+        "appliedIndex": read.applied_index,
         "accounts": found,
         "missing": dto::missing(&missing),
     });
-    Ok(reply(
-        StatusCode::OK,
-        body,
-        served.served_by,
-        Some(served.value.applied_index),
-    ))
+    let cached = read_mode(&params)? == ReadMode::Cached;
+    Ok(accounts_reply(StatusCode::OK, body, &read, cached))
 }
 
 pub async fn delete_account(
@@ -400,7 +491,7 @@ pub async fn cluster(State(state): State<AppState>) -> Response {
         "nodeId": replica.id,
         "clusterId": replica.peers().identity().cluster_id(),
         "rejoining": replica.peers().identity().rejoining(),
-        "leaderId": metrics.current_leader,
+        "leaderId": replica.current_leader(),
         "state": format!("{:?}", metrics.state),
         "term": metrics.current_term,
         "appliedIndex": metrics.last_applied.map(|id| id.index),
@@ -451,6 +542,15 @@ pub async fn audit(State(state): State<AppState>) -> Result<Response, ApiError> 
     ))
 }
 
+/// The read cache's counters and breaker state on this node.
+pub async fn cache_stats(State(state): State<AppState>) -> Response {
+    let body = match &state.cache {
+        Some(cache) => cache.stats_json(),
+        None => cache::disabled_stats_json(),
+    };
+    reply(StatusCode::OK, body, state.replica.id, None)
+}
+
 /// Live: openraft's core and state machine are running. When they stop for good the
 /// process exits (see `raft::bootstrap`); until it does, this says so.
 pub async fn live(State(state): State<AppState>) -> Response {
@@ -470,7 +570,8 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let metrics = replica.raft.metrics().borrow().clone();
     let applied = metrics.last_applied.map_or(0, |id| id.index);
     let committed = replica.committed_index();
-    let problem = match metrics.current_leader {
+    let leader = replica.current_leader();
+    let problem = match leader {
         None => Some("no known leader".to_owned()),
         Some(_) if applied < committed => {
             Some(format!("applied {applied} of {committed} committed"))
@@ -480,7 +581,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let body = json!({
         "status": if problem.is_none() { "ready" } else { "not ready" },
         "reason": problem,
-        "leaderId": metrics.current_leader,
+        "leaderId": leader,
         "appliedIndex": applied,
         "committedIndex": committed,
     });

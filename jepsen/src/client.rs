@@ -1,5 +1,5 @@
 //! Clients and workloads. Each client is one Jepsen process: it invokes one operation at a
-//! time against a random node and records how it ended.
+//! time and records how it ended.
 //!
 //! - bank: transfers between random accounts of a fixed set, and reads of every account at
 //!   once through the consistent multi-account read;
@@ -9,6 +9,15 @@
 //! Outcome rules: `fail` only where the server guarantees nothing was applied (400, 409 for a
 //! fresh id, 503 `NO_LEADER`/`OVERLOADED`, connection refused); everything uncertain,
 //! timeouts first, is `info`.
+//!
+//! Routing, as a client behind a load balancer (a Kubernetes Service) sees it: each client
+//! has a current node and sends every operation there, until the node gives trouble (a
+//! timeout, a refused or reset connection, any 5xx, 503 `NO_LEADER`/`OVERLOADED`/
+//! `OUTCOME_UNKNOWN` included). Then its next operation goes to another node, chosen at
+//! random among the others. Nothing is resent: the next operation is a new one, with a new
+//! transaction id, in the history like any other. After trouble a client waits a backoff
+//! with full jitter ([`BACKOFF_MS`] doubling up to [`BACKOFF_MS_MAX`]), so a leaderless
+//! cluster is not hammered by tight retry loops; one answer ends the backoff.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,15 +28,31 @@ use serde_json::{json, Value};
 
 use crate::history::{Function, OpType, Recorder};
 
-/// Longest a client waits for one answer before recording `info`.
-pub const REQUEST_TIMEOUT_MS: u64 = 3_000;
+/// Longest a client waits for one answer (one request: one page of a history read) before
+/// recording `info` (`fail` for reads, which change nothing) and moving to another node. It
+/// bounds how long a client sits on a paused, cut-off or overloaded node. Calm answers take
+/// a few ms; a 40 ms link delay adds at most four one-way trips (forward, replicate, ack,
+/// answer: 160 ms) and TCP recovers a lost segment in about 200-400 ms.
+pub const REQUEST_TIMEOUT_MS: u64 = 1_000;
+/// Longest wait for a TCP connection (a refused one fails at once).
+pub const CONNECT_TIMEOUT_MS: u64 = 300;
 /// Share of transfers (percent) between history accounts rather than bank accounts.
 pub const HISTORY_TRANSFER_PERCENT: u8 = 5;
 /// Most pages one history read follows before giving up on reading the whole list.
 pub const HISTORY_PAGES_MAX: usize = 10;
-/// Pause after an operation that did not succeed, so a dead node does not turn a client
-/// into a tight loop of refused connections.
+/// Backoff after an operation that did not succeed: a random pause of up to
+/// `BACKOFF_MS * 2^(n-1)` after the n-th such operation in a row, at most `BACKOFF_MS_MAX`.
 pub const BACKOFF_MS: u64 = 20;
+pub const BACKOFF_MS_MAX: u64 = 160;
+
+/// The harness's HTTP client: bounded connect and request timeouts, pooled connections.
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+        .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
+        .build()
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Setup {
@@ -66,12 +91,52 @@ pub struct ClientContext {
 
 pub enum Answer {
     Ok(u16, Value),
-    Fail(String),
+    /// Nothing was applied. `unavailable`: the node could not serve it (refused
+    /// connection, 503): the client moves to another node.
+    Fail {
+        error: String,
+        unavailable: bool,
+    },
+    /// The outcome is unknown (timeout, reset, 5xx, 503 `OUTCOME_UNKNOWN`): the client
+    /// moves to another node.
     Info(String),
+}
+
+impl Answer {
+    /// Whether the node gave trouble, so that the next operation goes elsewhere.
+    pub fn node_trouble(&self) -> bool {
+        match self {
+            Answer::Ok(..) => false,
+            Answer::Fail { unavailable, .. } => *unavailable,
+            Answer::Info(_) => true,
+        }
+    }
 }
 
 fn error_code(body: &Value) -> String {
     body["code"].as_str().unwrap_or("UNKNOWN").to_owned()
+}
+
+/// A transport error in a few words: what the analysis groups by.
+fn transport_error(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect"
+    } else if error.is_request() {
+        "request"
+    } else if error.is_body() || error.is_decode() {
+        "body"
+    } else {
+        "transport"
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    let mut root = error.to_string();
+    while let Some(inner) = source {
+        root = inner.to_string();
+        source = inner.source();
+    }
+    format!("{kind}: {root}")
 }
 
 /// Sends one request and classifies the answer by the rules above.
@@ -82,20 +147,38 @@ pub async fn send(request: reqwest::RequestBuilder, ok_statuses: &[u16]) -> Answ
         .await
     {
         Ok(response) => response,
-        Err(error) if error.is_connect() => return Answer::Fail(format!("connect: {error}")),
-        Err(error) => return Answer::Info(error.to_string()),
+        // A connect timeout may have reached a node that accepted and then stalled, but no
+        // request was written on a connection that was never established.
+        Err(error) if error.is_connect() => {
+            return Answer::Fail {
+                error: transport_error(&error),
+                unavailable: true,
+            }
+        }
+        Err(error) => return Answer::Info(transport_error(&error)),
     };
     let status = response.status().as_u16();
     let body: Value = match response.json().await {
         Ok(body) => body,
-        Err(error) => return Answer::Info(format!("{status}: unreadable body: {error}")),
+        Err(error) => {
+            return Answer::Info(format!(
+                "{status}: unreadable body: {}",
+                transport_error(&error)
+            ))
+        }
     };
     if ok_statuses.contains(&status) {
         return Answer::Ok(status, body);
     }
     match (status, error_code(&body).as_str()) {
-        (400 | 404 | 409, code) => Answer::Fail(format!("{status} {code}")),
-        (503, code @ ("NO_LEADER" | "OVERLOADED")) => Answer::Fail(format!("503 {code}")),
+        (400 | 404 | 409, code) => Answer::Fail {
+            error: format!("{status} {code}"),
+            unavailable: false,
+        },
+        (503, code @ ("NO_LEADER" | "OVERLOADED")) => Answer::Fail {
+            error: format!("503 {code}"),
+            unavailable: true,
+        },
         (_, code) => Answer::Info(format!("{status} {code}")),
     }
 }
@@ -107,6 +190,12 @@ struct Client {
     acknowledged: Vec<(Value, String)>,
     next_id: usize,
     last_ok: bool,
+    /// The node this client sends to, as if its connection went through a Service.
+    current: usize,
+    /// The last operation's node gave trouble: the next one goes elsewhere.
+    trouble: bool,
+    /// Operations in a row that did not succeed (the backoff grows with it).
+    unsuccessful: u32,
 }
 
 impl Client {
@@ -127,8 +216,27 @@ impl Client {
     }
 
     fn node(&self) -> (usize, String) {
-        let node = fastrand::usize(..self.context.urls.len());
-        (node, self.context.urls[node].clone())
+        (self.current, self.context.urls[self.current].clone())
+    }
+
+    /// Notes whether the node gave trouble with this answer.
+    fn note(&mut self, answer: &Answer) {
+        self.trouble = answer.node_trouble();
+    }
+
+    /// After trouble: a random node other than the current one.
+    fn move_on(&mut self) {
+        let nodes = self.context.urls.len();
+        if nodes > 1 {
+            self.current = (self.current + 1 + fastrand::usize(..nodes - 1)) % nodes;
+        }
+    }
+
+    /// Full-jitter exponential backoff after an unsuccessful operation.
+    fn backoff(&self) -> Duration {
+        let shift = self.unsuccessful.saturating_sub(1).min(16);
+        let ceiling = (BACKOFF_MS << shift).min(BACKOFF_MS_MAX);
+        Duration::from_millis(fastrand::u64(1..=ceiling))
     }
 
     async fn transfer(&mut self) {
@@ -159,16 +267,20 @@ impl Client {
             .http
             .post(format!("{url}/api/v1/transactions/process"))
             .json(&body);
-        match send(request, &[200, 422]).await {
+        let answer = send(request, &[200, 422]).await;
+        self.note(&answer);
+        match answer {
             Answer::Ok(_, answer) => {
                 let status = answer["status"].as_str().unwrap_or("?").to_owned();
                 let mut value = body.clone();
                 value["status"] = json!(status);
                 value["logIndex"] = answer["logIndex"].clone();
                 self.record(OpType::Ok, Function::Transfer, value, node, None);
-                self.acknowledged.push((body, status));
+                if self.context.workloads.idempotency {
+                    self.acknowledged.push((body, status));
+                }
             }
-            Answer::Fail(error) => {
+            Answer::Fail { error, .. } => {
                 self.record(OpType::Fail, Function::Transfer, body, node, Some(error))
             }
             Answer::Info(error) => {
@@ -186,7 +298,9 @@ impl Client {
             .http
             .post(format!("{url}/api/v1/accounts/query"))
             .json(&json!({"accountIds": ids}));
-        match send(request, &[200]).await {
+        let answer = send(request, &[200]).await;
+        self.note(&answer);
+        match answer {
             Answer::Ok(_, answer) => {
                 let balances: serde_json::Map<String, Value> = answer["accounts"]
                     .as_array()
@@ -205,7 +319,7 @@ impl Client {
                 let value = json!({"appliedIndex": answer["appliedIndex"], "balances": balances, "missing": answer["missing"]});
                 self.record(OpType::Ok, Function::Read, value, node, None);
             }
-            Answer::Fail(error) | Answer::Info(error) => {
+            Answer::Fail { error, .. } | Answer::Info(error) => {
                 // A read changes nothing: whatever happened to it, it did not happen.
                 self.record(OpType::Fail, Function::Read, Value::Null, node, Some(error));
             }
@@ -223,12 +337,14 @@ impl Client {
             node,
             None,
         );
-        match self.read_whole_list(&url, &account).await {
+        let list = self.read_whole_list(&url, &account).await;
+        self.trouble = matches!(list, Err((_, true)));
+        match list {
             Ok((applied_index, ids, complete)) => {
                 let value = json!({"account": account, "appliedIndex": applied_index, "ids": ids, "complete": complete});
                 self.record(OpType::Ok, Function::History, value, node, None);
             }
-            Err(error) => self.record(
+            Err((error, _)) => self.record(
                 OpType::Fail,
                 Function::History,
                 json!({"account": account}),
@@ -240,12 +356,12 @@ impl Client {
 
     /// The account's list, newest first: the first page fixes the applied index, older
     /// pages only add entries that can no longer change (lists are append-only), so the
-    /// whole is the list at that index.
+    /// whole is the list at that index. An error says whether the node gave trouble.
     async fn read_whole_list(
         &self,
         url: &str,
         account: &str,
-    ) -> Result<(Value, Vec<Value>, bool), String> {
+    ) -> Result<(Value, Vec<Value>, bool), (String, bool)> {
         let mut ids = Vec::new();
         let mut applied_index = Value::Null;
         let mut before: Option<u64> = None;
@@ -254,9 +370,11 @@ impl Client {
             let request = self.context.http.get(format!(
                 "{url}/api/v1/accounts/{account}/transactions?limit=1000{cursor}"
             ));
-            let page = match send(request, &[200]).await {
+            let answer = send(request, &[200]).await;
+            let trouble = answer.node_trouble();
+            let page = match answer {
                 Answer::Ok(_, page) => page,
-                Answer::Fail(error) | Answer::Info(error) => return Err(error),
+                Answer::Fail { error, .. } | Answer::Info(error) => return Err((error, trouble)),
             };
             if applied_index.is_null() {
                 applied_index = page["appliedIndex"].clone();
@@ -293,6 +411,7 @@ impl Client {
             .post(format!("{url}/api/v1/transactions/process"))
             .json(&body);
         let answer = send(request, &[200, 409, 422]).await;
+        self.note(&answer);
         let mut value = invoke;
         match answer {
             Answer::Ok(409, answer) => {
@@ -304,7 +423,7 @@ impl Client {
                 value["status"] = answer["status"].clone();
                 self.record(OpType::Ok, Function::Resend, value, node, None);
             }
-            Answer::Fail(error) => {
+            Answer::Fail { error, .. } => {
                 self.record(OpType::Fail, Function::Resend, value, node, Some(error))
             }
             Answer::Info(error) => {
@@ -338,13 +457,27 @@ pub async fn run(process: usize, context: Arc<ClientContext>) {
         acknowledged: Vec::new(),
         next_id: 0,
         last_ok: false,
+        // Spread evenly at first, as a Service spreads new connections.
+        current: process % context.urls.len(),
+        trouble: false,
+        unsuccessful: 0,
     };
     for _ in 0..context.ops_max {
         if Instant::now() >= context.deadline || *context.stop.borrow() {
             break;
         }
-        if !client.step().await {
-            tokio::time::sleep(Duration::from_millis(BACKOFF_MS)).await;
+        let ok = client.step().await;
+        if client.trouble {
+            client.move_on();
+        }
+        if ok {
+            client.unsuccessful = 0;
+        } else {
+            client.unsuccessful += 1;
+            let pause = client
+                .backoff()
+                .min(context.deadline.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(pause).await;
         }
     }
 }

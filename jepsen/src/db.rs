@@ -23,6 +23,15 @@ const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const NAMESPACE_API_PORT: u16 = 8080;
 const NAMESPACE_RPC_PORT: u16 = 8180;
 
+/// The nodes' log filter: `JEPSEN_NODE_LOG`, or warnings plus the ledger's own info lines
+/// (elections won after a pre-vote, rejoins, catch-ups), which the availability analysis
+/// reads. No per-request lines are logged at info.
+pub const NODE_LOG_DEFAULT: &str = "info,openraft=warn";
+
+fn node_log_filter() -> String {
+    std::env::var("JEPSEN_NODE_LOG").unwrap_or_else(|_| NODE_LOG_DEFAULT.to_owned())
+}
+
 fn free_port(ip: Ipv4Addr) -> std::io::Result<u16> {
     Ok(TcpListener::bind((ip, 0))?.local_addr()?.port())
 }
@@ -124,7 +133,7 @@ impl Db {
             .env("LEDGER_PEERS", &self.peers)
             // Peers name a node by its proxy's address, not by where it listens.
             .env("LEDGER_VERIFY_OWN_PEER_ENTRY", "false")
-            .env("LEDGER_LOG", "warn")
+            .env("LEDGER_LOG", node_log_filter())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

@@ -100,6 +100,11 @@ impl Recorder {
         });
     }
 
+    /// Nanoseconds since the test began, on the history's clock.
+    pub fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
     /// Operations that ended ok so far, across all clients.
     pub fn ok_count(&self) -> u64 {
         self.ok.load(std::sync::atomic::Ordering::Relaxed)

@@ -1473,6 +1473,12 @@ mod tests {
         ) -> Result<tonic::Response<Frame>, tonic::Status> {
             answer::<Value>(false, _request)
         }
+        async fn pre_vote(
+            &self,
+            request: tonic::Request<Frame>,
+        ) -> Result<tonic::Response<Frame>, tonic::Status> {
+            answer::<raft::elector::PreVoteRequest>(self.strict, request)
+        }
     }
 
     async fn mock_server(strict: bool) -> SocketAddr {

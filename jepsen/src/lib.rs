@@ -5,11 +5,14 @@
 //! It talks to the ledger over HTTP, except the `hostile-frames` nemesis (`hostile`), which
 //! sends malformed frames straight to the nodes' peer gRPC ports.
 
+pub mod availability;
 pub mod checker;
 pub mod client;
 pub mod db;
+pub mod failover;
 pub mod history;
 pub mod hostile;
+pub mod monitor;
 pub mod nemesis;
 pub mod net;
 pub mod report;

@@ -23,6 +23,8 @@ use crate::topology::{Mode, Topology};
 
 /// Bytes a proxy moves per read.
 const PROXY_CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks read but not yet written (held for the delay) per direction of a connection.
+const PROXY_CHUNKS_QUEUED_MAX: usize = 256;
 
 #[derive(Default)]
 pub struct NetState {
@@ -307,6 +309,10 @@ async fn relay(
     }
 }
 
+/// Moves bytes one way. With a delay, every chunk is held for the delay from the moment it
+/// was read, while reading goes on: the link adds latency, as netem would, without
+/// serialising the chunks behind each other's delays (which would cut throughput and add
+/// more than the delay to every message queued behind another).
 async fn pump(
     mut reader: tokio::net::tcp::OwnedReadHalf,
     mut writer: tokio::net::tcp::OwnedWriteHalf,
@@ -314,20 +320,44 @@ async fn pump(
     to: usize,
     state: Arc<NetState>,
 ) {
-    let mut buffer = vec![0u8; PROXY_CHUNK_BYTES];
-    loop {
-        let Ok(read) = reader.read(&mut buffer).await else {
-            return;
-        };
-        if read == 0 || state.blocked.lock().unwrap().contains(&(from, to)) {
-            return;
+    let (chunks, mut due) =
+        tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(PROXY_CHUNKS_QUEUED_MAX);
+    let read_state = state.clone();
+    let read = async move {
+        let mut buffer = vec![0u8; PROXY_CHUNK_BYTES];
+        loop {
+            let Ok(read) = reader.read(&mut buffer).await else {
+                return;
+            };
+            if read == 0 || read_state.blocked.lock().unwrap().contains(&(from, to)) {
+                return;
+            }
+            let delay = Duration::from_millis(read_state.delay_ms.load(Ordering::Relaxed));
+            let at = tokio::time::Instant::now() + delay;
+            if chunks.send((at, buffer[..read].to_vec())).await.is_err() {
+                return;
+            }
         }
-        let delay = state.delay_ms.load(Ordering::Relaxed);
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+        // Returning drops `chunks`: the writer finishes what is queued, then stops.
+    };
+    let write = async move {
+        while let Some((at, chunk)) = due.recv().await {
+            if at > tokio::time::Instant::now() {
+                tokio::time::sleep_until(at).await;
+            }
+            if state.blocked.lock().unwrap().contains(&(from, to)) {
+                return;
+            }
+            if writer.write_all(&chunk).await.is_err() {
+                return;
+            }
         }
-        if writer.write_all(&buffer[..read]).await.is_err() {
-            return;
-        }
+    };
+    tokio::pin!(write);
+    // The reader ending (end of stream, cut link) lets queued chunks out first; the writer
+    // failing ends the pump at once.
+    tokio::select! {
+        () = read => (&mut write).await,
+        () = &mut write => {}
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::availability::Availability;
 use crate::checker::CheckResult;
 use crate::history::{pairs, Function, Op, OpType};
 
@@ -15,6 +16,7 @@ pub fn summary(
     results: &[CheckResult],
     nemeses: &[&str],
     duration_s: f64,
+    availability: Option<&Availability>,
 ) -> String {
     let mut text = String::new();
     let completed = pairs(history);
@@ -76,6 +78,9 @@ pub fn summary(
         );
     }
     hostile_codes(&mut text, results);
+    if let Some(availability) = availability {
+        text.push_str(&crate::availability::text(availability));
+    }
     let _ = writeln!(
         text,
         "{}",
@@ -144,37 +149,154 @@ fn fault_windows(history: &[Op], end_s: f64) -> Vec<(f64, f64, String)> {
     windows
 }
 
+/// Each fault kind's colour and short code (the legend explains the codes).
+fn fault_style(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "kill" => ("#e15759", "K"),
+        "kill-leader" => ("#ff9da7", "KL"),
+        "pause" => ("#f28e2b", "P"),
+        "partition-leader" => ("#4e79a7", "PL"),
+        "partition-random" => ("#76b7b2", "PR"),
+        "partition-ring" => ("#59a14f", "PG"),
+        "loss" => ("#edc948", "L"),
+        "delay" => ("#b07aa1", "D"),
+        "clock-skew" => ("#9c755f", "C"),
+        "hostile-frames" => ("#bab0ac", "H"),
+        _ => ("#f4b183", "?"),
+    }
+}
+
+/// Approximate width of `text` at the SVG's 11 px sans-serif.
+fn text_width(text: &str) -> f64 {
+    text.chars().count() as f64 * 6.5 + 4.0
+}
+
+/// Puts each label on the first row where it does not overlap the previous one; None if
+/// more than `rows_max` rows would be needed.
+fn stagger(labels: &[(f64, String)], rows_max: usize) -> Option<Vec<usize>> {
+    let mut row_ends: Vec<f64> = Vec::new();
+    let mut rows = Vec::new();
+    for (x, text) in labels {
+        let row = match row_ends.iter().position(|end| *end <= *x) {
+            Some(row) => row,
+            None if row_ends.len() < rows_max => {
+                row_ends.push(f64::MIN);
+                row_ends.len() - 1
+            }
+            None => return None,
+        };
+        row_ends[row] = x + text_width(text);
+        rows.push(row);
+    }
+    Some(rows)
+}
+
+/// Pixels per second of the timeline, and its width bounds.
+const PX_PER_S: f64 = 3.0;
+const WIDTH_MAX: f64 = 3000.0;
+const LABEL_ROW: f64 = 12.0;
+/// Most latency dots of each kind (ok, unsuccessful) in the timeline.
+const DOTS_MAX: usize = 40_000;
+/// Rows of full fault names tried before falling back to short codes.
+const NAME_ROWS_MAX: usize = 4;
+const CODE_ROWS_MAX: usize = 10;
+
 pub fn timeline_svg(history: &[Op]) -> String {
     let end_s = history
         .last()
         .map_or(1.0, |op| op.time_ns as f64 / 1e9)
         .max(1.0);
-    let x = |t: f64| MARGIN + t / end_s * (WIDTH - 2.0 * MARGIN);
-    let height = 2.0 * PLOT_HEIGHT + 3.0 * MARGIN;
+    let width = (2.0 * MARGIN + end_s * PX_PER_S).clamp(WIDTH, WIDTH_MAX);
+    let x = |t: f64| MARGIN + t / end_s * (width - 2.0 * MARGIN);
+    let windows = fault_windows(history, end_s);
+    // Labels: full names staggered over a few rows, or short codes (see the legend) over
+    // as many rows as they need, so that no two overlap.
+    let names: Vec<(f64, String)> = windows
+        .iter()
+        .map(|(start, _, name)| (x(*start), name.clone()))
+        .collect();
+    let codes: Vec<(f64, String)> = windows
+        .iter()
+        .map(|(start, _, name)| (x(*start), fault_style(name).1.to_owned()))
+        .collect();
+    let (labels, rows) = match stagger(&names, NAME_ROWS_MAX) {
+        Some(rows) => (names, Some(rows)),
+        None => {
+            let rows = stagger(&codes, CODE_ROWS_MAX);
+            (codes, rows)
+        }
+    };
+    let row_count = rows
+        .as_ref()
+        .map_or(0, |r| r.iter().max().map_or(0, |m| m + 1));
+    let band = row_count as f64 * LABEL_ROW;
+    let top = MARGIN + band;
+    // Room below the plots for two lines of legend.
+    let height = top + 2.0 * PLOT_HEIGHT + 2.0 * MARGIN + 44.0;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="11">"#
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    for (start, stop, name) in fault_windows(history, end_s) {
+    let mut kinds: Vec<&str> = Vec::new();
+    for (n, (start, stop, name)) in windows.iter().enumerate() {
+        let (colour, _) = fault_style(name);
+        if !kinds.contains(&name.as_str()) {
+            kinds.push(name);
+        }
         let _ = writeln!(
             svg,
-            r##"<rect x="{:.1}" y="{MARGIN}" width="{:.1}" height="{:.1}" fill="#f4b183" fill-opacity="0.35"/><text x="{:.1}" y="{:.1}">{name}</text>"##,
-            x(start),
-            (x(stop) - x(start)).max(1.0),
+            r##"<rect x="{:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{colour}" fill-opacity="0.3"><title>{name} {start:.1}-{stop:.1} s</title></rect>"##,
+            x(*start),
+            (x(*stop) - x(*start)).max(1.0),
             2.0 * PLOT_HEIGHT + MARGIN,
-            x(start) + 2.0,
-            MARGIN - 4.0
         );
+        if let Some(rows) = &rows {
+            let y = MARGIN - 4.0 + rows[n] as f64 * LABEL_ROW;
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{top:.1}" stroke="{colour}" stroke-opacity="0.6"/><text x="{2:.1}" y="{y:.1}">{3}</text>"##,
+                x(*start),
+                y - 9.0,
+                x(*start) + 2.0,
+                labels[n].1
+            );
+        }
     }
-    throughput_plot(&mut svg, history, end_s, &x);
-    latency_plot(&mut svg, history, &x);
+    let x_of = |t: f64| x(t);
+    throughput_plot(&mut svg, history, end_s, top, width, &x_of);
+    latency_plot(&mut svg, history, top, width, &x_of);
+    // The legend: every fault kind in the run, its colour and code.
+    let mut at = MARGIN;
+    let mut y = height - 26.0;
+    for kind in kinds {
+        let (colour, code) = fault_style(kind);
+        let label = format!("{code} {kind}");
+        if at + 13.0 + text_width(&label) > width - MARGIN {
+            at = MARGIN;
+            y += 14.0;
+        }
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{at:.1}" y="{:.1}" width="10" height="10" fill="{colour}" fill-opacity="0.6"/><text x="{:.1}" y="{y:.1}">{label}</text>"##,
+            y - 9.0,
+            at + 13.0
+        );
+        at += 13.0 + text_width(&label) + 8.0;
+    }
     let _ = writeln!(svg, "</svg>");
     svg
 }
 
-fn throughput_plot(svg: &mut String, history: &[Op], end_s: f64, x: &dyn Fn(f64) -> f64) {
+fn throughput_plot(
+    svg: &mut String,
+    history: &[Op],
+    end_s: f64,
+    top: f64,
+    width: f64,
+    x: &dyn Fn(f64) -> f64,
+) {
     let seconds = end_s.ceil() as usize + 1;
     let mut ok = vec![0usize; seconds];
     for (_, completion) in pairs(history) {
@@ -183,7 +305,7 @@ fn throughput_plot(svg: &mut String, history: &[Op], end_s: f64, x: &dyn Fn(f64)
         }
     }
     let peak = ok.iter().copied().max().unwrap_or(1).max(1) as f64;
-    let bottom = MARGIN + PLOT_HEIGHT;
+    let bottom = top + PLOT_HEIGHT;
     for (second, count) in ok.iter().enumerate() {
         let bar = *count as f64 / peak * (PLOT_HEIGHT - 10.0);
         let _ = writeln!(
@@ -197,22 +319,44 @@ fn throughput_plot(svg: &mut String, history: &[Op], end_s: f64, x: &dyn Fn(f64)
     let _ = writeln!(
         svg,
         r#"<text x="{MARGIN}" y="{:.1}">ok operations per second (peak {peak})</text>"#,
-        MARGIN + 12.0
+        top + 12.0
     );
     let _ = writeln!(
         svg,
         r#"<line x1="{MARGIN}" y1="{bottom}" x2="{:.1}" y2="{bottom}" stroke="black"/>"#,
-        WIDTH - MARGIN
+        width - MARGIN
     );
+    time_axis(svg, end_s, bottom, x);
 }
 
-fn latency_plot(svg: &mut String, history: &[Op], x: &dyn Fn(f64) -> f64) {
-    let top = 2.0 * MARGIN + PLOT_HEIGHT;
+fn latency_plot(svg: &mut String, history: &[Op], top: f64, width: f64, x: &dyn Fn(f64) -> f64) {
+    let top = top + MARGIN + PLOT_HEIGHT;
     let bottom = top + PLOT_HEIGHT;
     // Log scale from 0.1 ms to 10 s.
     let y = |ms: f64| bottom - ((ms.max(0.1)).log10() + 1.0) / 6.0 * PLOT_HEIGHT;
-    for (invoke, completion) in pairs(history) {
-        if invoke.process == "nemesis" || invoke.f == Function::HostileFrame {
+    let ops: Vec<_> = pairs(history)
+        .into_iter()
+        .filter(|(i, _)| i.process != "nemesis" && i.f != Function::HostileFrame)
+        .collect();
+    // A long run has millions of operations: draw every k-th ok one and at most
+    // DOTS_MAX unsuccessful ones, so the file stays a few MB.
+    let ok_total = ops.iter().filter(|(_, c)| c.kind == OpType::Ok).count();
+    let stride = ok_total.div_ceil(DOTS_MAX).max(1);
+    let other_stride = (ops.len() - ok_total).div_ceil(DOTS_MAX).max(1);
+    let (mut ok_seen, mut other_seen) = (0usize, 0usize);
+    for (invoke, completion) in ops {
+        let seen = if completion.kind == OpType::Ok {
+            &mut ok_seen
+        } else {
+            &mut other_seen
+        };
+        *seen += 1;
+        let every = if completion.kind == OpType::Ok {
+            stride
+        } else {
+            other_stride
+        };
+        if (*seen - 1) % every != 0 {
             continue;
         }
         let ms = (completion.time_ns - invoke.time_ns) as f64 / 1e6;
@@ -233,14 +377,34 @@ fn latency_plot(svg: &mut String, history: &[Op], x: &dyn Fn(f64) -> f64) {
             svg,
             r##"<line x1="{MARGIN}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#ccc"/><text x="4" y="{:.1}">{ms} ms</text>"##,
             y(ms),
-            WIDTH - MARGIN,
+            width - MARGIN,
             y(ms),
             y(ms) + 4.0
         );
     }
     let _ = writeln!(
         svg,
-        r#"<text x="{MARGIN}" y="{:.1}">latency (log scale): ok green, fail red, info yellow; time in seconds across</text>"#,
+        r#"<text x="{MARGIN}" y="{:.1}">latency (log scale) by invocation time: ok green (every {stride}.), fail red, info yellow (every {other_stride}.)</text>"#,
         top - 4.0
     );
+}
+
+/// Second marks under a plot, at least 60 px apart.
+fn time_axis(svg: &mut String, end_s: f64, y: f64, x: &dyn Fn(f64) -> f64) {
+    let px_per_s = x(1.0) - x(0.0);
+    let step = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0]
+        .into_iter()
+        .find(|step| step * px_per_s >= 60.0)
+        .unwrap_or(1200.0);
+    let mut t = 0.0;
+    while t <= end_s {
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{0:.1}" y1="{y:.1}" x2="{0:.1}" y2="{1:.1}" stroke="black"/><text x="{0:.1}" y="{2:.1}" text-anchor="middle">{t} s</text>"##,
+            x(t),
+            y + 4.0,
+            y + 15.0
+        );
+        t += step;
+    }
 }

@@ -13,10 +13,12 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Mutex};
 
+use crate::availability::{self, Availability};
 use crate::checker::{self, CheckResult, Committed, FinalState};
 use crate::client::{self, ClientContext, Setup, Workloads};
 use crate::db::{Db, NODES};
 use crate::history::{self, Recorder};
+use crate::monitor::{self, Monitor};
 use crate::nemesis::{self, Fault, Schedule};
 use crate::net::Net;
 use crate::report;
@@ -41,6 +43,9 @@ pub struct RunOptions {
     pub ops_per_client: usize,
     /// `auto` (namespaces when possible), `namespaces` or `loopback`.
     pub network: String,
+    /// When set, the `availability` check: every window of a guarded fault keeps at least
+    /// this share of the calm throughput (see `availability`). Off by default.
+    pub availability_min: Option<f64>,
 }
 
 pub fn parse_nemeses(text: &str) -> anyhow::Result<Vec<Fault>> {
@@ -85,7 +90,7 @@ where
     }
 }
 
-async fn get_json(http: &reqwest::Client, url: String) -> Option<Value> {
+pub(crate) async fn get_json(http: &reqwest::Client, url: String) -> Option<Value> {
     let response = http
         .get(url)
         .timeout(Duration::from_secs(3))
@@ -98,7 +103,11 @@ async fn get_json(http: &reqwest::Client, url: String) -> Option<Value> {
     response.json().await.ok()
 }
 
-async fn post_json(http: &reqwest::Client, url: String, body: &Value) -> Option<(u16, Value)> {
+pub(crate) async fn post_json(
+    http: &reqwest::Client,
+    url: String,
+    body: &Value,
+) -> Option<(u16, Value)> {
     let response = http
         .post(url)
         .json(body)
@@ -110,7 +119,7 @@ async fn post_json(http: &reqwest::Client, url: String, body: &Value) -> Option<
     Some((status, response.json().await.ok()?))
 }
 
-async fn wait_all_ready(http: &reqwest::Client, urls: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn wait_all_ready(http: &reqwest::Client, urls: &[String]) -> anyhow::Result<()> {
     for url in urls {
         deadline_poll(&format!("{url} ready"), || async {
             get_json(http, format!("{url}/health/ready")).await
@@ -120,7 +129,7 @@ async fn wait_all_ready(http: &reqwest::Client, urls: &[String]) -> anyhow::Resu
     Ok(())
 }
 
-async fn create_accounts(
+pub(crate) async fn create_accounts(
     http: &reqwest::Client,
     urls: &[String],
     setup: &Setup,
@@ -138,57 +147,99 @@ async fn create_accounts(
     Ok(())
 }
 
-pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
-    anyhow::ensure!(
-        options.ledger_bin.exists(),
-        "ledger binary {} not found (build it first)",
-        options.ledger_bin.display()
-    );
-    anyhow::ensure!(
-        options.accounts >= 2 && options.clients >= 1,
-        "need at least 2 accounts and 1 client"
-    );
-    std::fs::create_dir_all(&options.out)?;
-    let data = tempfile::Builder::new()
-        .prefix("ledger-jepsen-")
-        .tempdir()?;
-    let topology = Arc::new(match options.network.as_str() {
-        "namespaces" => Topology::namespaces()?,
-        "loopback" => Topology::loopback(),
-        "auto" if topology::namespaces_available() => {
-            Topology::namespaces().unwrap_or_else(|error| {
-                eprintln!("network namespaces unavailable ({error:#}); using loopback");
-                Topology::loopback()
-            })
+/// Three nodes, their network and the proxies: what `run` and `failover` share. The
+/// temporary directory holds the nodes' data and logs until `shut_down`.
+pub(crate) struct Cluster {
+    // Dropped in this order on an early exit: the nodes, the rules, the namespaces, the data.
+    pub db: Arc<Mutex<Db>>,
+    pub net: Arc<Net>,
+    pub topology: Arc<Topology>,
+    pub data: tempfile::TempDir,
+    pub urls: Vec<String>,
+}
+
+impl Cluster {
+    pub async fn start(ledger_bin: &Path, network: &str) -> anyhow::Result<Cluster> {
+        anyhow::ensure!(
+            ledger_bin.exists(),
+            "ledger binary {} not found (build it first)",
+            ledger_bin.display()
+        );
+        let data = tempfile::Builder::new()
+            .prefix("ledger-jepsen-")
+            .tempdir()?;
+        let topology = Arc::new(match network {
+            "namespaces" => Topology::namespaces()?,
+            "loopback" => Topology::loopback(),
+            "auto" if topology::namespaces_available() => {
+                Topology::namespaces().unwrap_or_else(|error| {
+                    eprintln!("network namespaces unavailable ({error:#}); using loopback");
+                    Topology::loopback()
+                })
+            }
+            "auto" => Topology::loopback(),
+            other => bail!("--network {other}: expected auto, namespaces or loopback"),
+        });
+        println!("network: {:?}", topology.mode);
+        let mut db = Db::new(ledger_bin, data.path(), topology.clone())?;
+        for node in 0..NODES {
+            db.start(node)?;
         }
-        "auto" => Topology::loopback(),
-        other => bail!("--network {other}: expected auto, namespaces or loopback"),
-    });
-    println!("network: {:?}", topology.mode);
-    let mut db = Db::new(&options.ledger_bin, data.path(), topology.clone())?;
-    for node in 0..NODES {
-        db.start(node)?;
+        let urls: Vec<String> = (0..NODES).map(|n| db.api_url(n)).collect();
+        let db = Arc::new(Mutex::new(db));
+        let net = Arc::new(Net::start(&*db.lock().await).await?);
+        Ok(Cluster {
+            data,
+            topology,
+            db,
+            net,
+            urls,
+        })
     }
-    let urls: Vec<String> = (0..NODES).map(|n| db.api_url(n)).collect();
-    let db = Arc::new(Mutex::new(db));
-    let net = Arc::new(Net::start(&*db.lock().await).await?);
+
+    /// Every exit path: heal, stop the nodes, remove our iptables chain and namespaces,
+    /// keep the logs in `out`.
+    pub async fn shut_down(self, out: &Path) {
+        let _ = nemesis::heal_all(&self.db, &self.net).await;
+        self.db.lock().await.stop_all();
+        self.net.teardown();
+        // The namespaces go last, once no process of ours runs in them.
+        self.topology.teardown();
+        copy_logs(self.data.path(), out);
+    }
+}
+
+/// A channel that turns true on Ctrl-C or SIGTERM.
+pub(crate) fn stop_on_signal() -> watch::Receiver<bool> {
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
         crate::run::interrupted().await;
         let _ = stop_tx.send(true);
     });
-    let outcome = test(&options, &urls, db.clone(), net.clone(), stop.clone()).await;
-    // Every exit path: heal, stop the nodes, remove our iptables chain, keep the logs.
-    let _ = nemesis::heal_all(&db, &net).await;
-    db.lock().await.stop_all();
-    net.teardown();
-    // The namespaces go last, once no process of ours runs in them.
-    topology.teardown();
-    copy_logs(data.path(), &options.out);
+    stop
+}
+
+pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        options.accounts >= 2 && options.clients >= 1,
+        "need at least 2 accounts and 1 client"
+    );
+    std::fs::create_dir_all(&options.out)?;
+    let cluster = Cluster::start(&options.ledger_bin, &options.network).await?;
+    let stop = stop_on_signal();
+    let outcome = test(
+        &options,
+        &cluster.urls,
+        cluster.db.clone(),
+        cluster.net.clone(),
+        stop,
+    )
+    .await;
+    cluster.shut_down(&options.out).await;
     outcome
 }
 
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
@@ -197,7 +248,7 @@ async fn interrupted() {
     }
 }
 
-fn copy_logs(data: &Path, out: &Path) {
+pub(crate) fn copy_logs(data: &Path, out: &Path) {
     for node in 0..NODES {
         let log = data.join(format!("node-{node}.log"));
         let _ = std::fs::copy(&log, out.join(format!("node-{node}.log")));
@@ -211,9 +262,7 @@ async fn test(
     net: Arc<Net>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<bool> {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(32)
-        .build()?;
+    let http = client::http_client()?;
     wait_all_ready(&http, urls)
         .await
         .context("cluster never became ready")?;
@@ -229,6 +278,14 @@ async fn test(
 
     let recorder = Recorder::new();
     let started = Instant::now();
+    let started_unix_ms = unix_ms();
+    let (monitor_stop, monitor_stopped) = watch::channel(false);
+    let monitor = Monitor::start(
+        http.clone(),
+        urls.to_vec(),
+        recorder.clone(),
+        monitor_stopped,
+    );
     let deadline = started + Duration::from_secs(options.duration_secs);
     let context = Arc::new(ClientContext {
         http: http.clone(),
@@ -270,6 +327,7 @@ async fn test(
     for client in clients {
         client.await?;
     }
+    let _ = monitor_stop.send(true);
     if *stop.borrow() {
         bail!("interrupted: faults healed, nodes stopped, nothing checked");
     }
@@ -279,7 +337,16 @@ async fn test(
         .context("cluster did not recover after healing")?;
     let last = final_state(&http, urls, &db, &setup).await?;
     let history = recorder.ops();
-    let results = checker::check_all(&history, &setup, &last);
+    let samples = monitor.samples();
+    let mut results = checker::check_all(&history, &setup, &last);
+    let availability = availability::analyse(&history, &samples, NODES);
+    if let Some(minimum) = options.availability_min {
+        results.push(availability::check(&availability, minimum));
+    }
+    std::fs::write(
+        options.out.join("cluster.jsonl"),
+        monitor::to_jsonl(&samples),
+    )?;
     write_outputs(
         &options.out,
         &history,
@@ -287,8 +354,16 @@ async fn test(
         &last,
         &results,
         &executed,
-        started.elapsed().as_secs_f64(),
+        &availability,
+        (started.elapsed().as_secs_f64(), started_unix_ms),
     )
+}
+
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }
 
 fn write_outputs(
@@ -298,7 +373,8 @@ fn write_outputs(
     last: &FinalState,
     results: &[CheckResult],
     executed: &[&str],
-    duration_s: f64,
+    availability: &Availability,
+    (duration_s, started_unix_ms): (f64, u64),
 ) -> anyhow::Result<bool> {
     let valid = results.iter().all(|r| r.valid);
     std::fs::write(out.join("history.jsonl"), history::to_jsonl(history))?;
@@ -310,12 +386,14 @@ fn write_outputs(
     )?;
     std::fs::write(out.join("setup.json"), serde_json::to_string_pretty(setup)?)?;
     std::fs::write(out.join("final.json"), serde_json::to_string_pretty(last)?)?;
-    let verdict = json!({"valid": valid, "checks": results, "nemeses": executed, "durationSeconds": duration_s});
+    // startedAtUnixMs: the history's time 0 on the wall clock, to line it up with node logs.
+    let verdict = json!({"valid": valid, "checks": results, "nemeses": executed, "durationSeconds": duration_s,
+                         "startedAtUnixMs": started_unix_ms, "availability": availability});
     std::fs::write(
         out.join("results.json"),
         serde_json::to_string_pretty(&verdict)?,
     )?;
-    let summary = report::summary(history, results, executed, duration_s);
+    let summary = report::summary(history, results, executed, duration_s, Some(availability));
     std::fs::write(out.join("summary.txt"), &summary)?;
     std::fs::write(out.join("timeline.svg"), report::timeline_svg(history))?;
     println!("run directory: {}", out.display());
@@ -329,7 +407,16 @@ pub fn recheck(dir: &Path) -> anyhow::Result<bool> {
     let setup: Setup = serde_json::from_str(&std::fs::read_to_string(dir.join("setup.json"))?)?;
     let last: FinalState = serde_json::from_str(&std::fs::read_to_string(dir.join("final.json"))?)?;
     let results = checker::check_all(&history, &setup, &last);
-    print!("{}", report::summary(&history, &results, &[], 0.0));
+    let samples = std::fs::read_to_string(dir.join("cluster.jsonl"))
+        .ok()
+        .map(|text| monitor::from_jsonl(&text))
+        .transpose()?
+        .unwrap_or_default();
+    let availability = availability::analyse(&history, &samples, NODES);
+    print!(
+        "{}",
+        report::summary(&history, &results, &[], 0.0, Some(&availability))
+    );
     Ok(results.iter().all(|r| r.valid))
 }
 
@@ -349,7 +436,7 @@ fn balances_of(answer: &Value) -> BTreeMap<String, Decimal> {
         .unwrap_or_default()
 }
 
-async fn final_state(
+pub(crate) async fn final_state(
     http: &reqwest::Client,
     urls: &[String],
     db: &Mutex<Db>,

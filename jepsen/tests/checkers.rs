@@ -442,7 +442,7 @@ fn refused_hostile_frames_pass_and_their_codes_are_summarised() {
     assert_eq!(codes["forward-zero-amount"], json!({"INVALID_ARGUMENT": 2}));
     assert_eq!(codes["status-garbage"], json!({"OK": 1}));
     assert_eq!(codes["oversized"], json!({"RESOURCE_EXHAUSTED": 1}));
-    let summary = jepsen::report::summary(&history.ops, &results, &["hostile-frames"], 1.0);
+    let summary = jepsen::report::summary(&history.ops, &results, &["hostile-frames"], 1.0, None);
     assert!(
         summary.contains("hostile frames, answers by kind:"),
         "{summary}"

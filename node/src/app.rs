@@ -20,6 +20,7 @@ pub struct Application {
     api_listener: TcpListener,
     config: NodeConfig,
     stop: watch::Sender<bool>,
+    cache: Option<Arc<cache::Cache>>,
 }
 
 impl Application {
@@ -32,6 +33,8 @@ impl Application {
             .await
             .with_context(|| format!("binding Raft gRPC on {}", config.rpc_listen))?;
         let (stop, stopped) = watch::channel(false);
+        // Opened before the replica: its state machine hands changes to the cache.
+        let opened = cache::Cache::open(&config.cache)?;
         let replica_config = ReplicaConfig {
             id,
             data_dir: config.data_dir.clone(),
@@ -51,14 +54,20 @@ impl Application {
             },
             rpc_source_ip: config.rpc_source_ip,
             bootstrap_force: config.bootstrap_force,
+            account_changes: opened.as_ref().map(|opened| opened.sink.clone()),
         };
         let replica =
             raft::bootstrap::start(replica_config, rpc_listener, wait_for(stopped)).await?;
+        let cache = opened.map(|opened| {
+            cache::publisher::spawn(opened.cache.clone(), opened.changes, replica.clone());
+            opened.cache
+        });
         Ok(Application {
             replica,
             api_listener,
             config,
             stop,
+            cache,
         })
     }
 
@@ -72,7 +81,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let limits = self.config.http.limits();
-        let router = api::router(api::AppState::new(self.replica.clone(), limits));
+        let state = api::AppState::new(self.replica.clone(), limits).with_cache(self.cache.clone());
+        let router = api::router(state);
         tracing::info!(api = %self.api_addr(), rpc = %self.config.rpc_listen, node = self.replica.id, "serving");
         api::http::serve(self.api_listener, router, limits, shutdown).await;
         let _ = self.stop.send(true);

@@ -39,6 +39,8 @@ pub struct NodeConfig {
     pub raft: RaftSettings,
     pub batch: BatchSettings,
     pub http: HttpSettings,
+    /// The Redis account-read cache (`consistency=cached`); no `url`, no cache.
+    pub cache: cache::CacheSettings,
     /// `text` or `json`.
     pub log_format: String,
 }
@@ -64,8 +66,11 @@ impl Default for RaftSettings {
             // openraft gives each AppendEntries one heartbeat interval to complete: it must
             // cover a synced append of a full message on a busy follower.
             heartbeat_interval_ms: 250,
-            election_timeout_min_ms: 1_000,
-            election_timeout_max_ms: 2_000,
+            // A dead leader is replaced after about max + heartbeat + a jitter of up to
+            // max - min (see `raft::elector`): 1.05-1.35 s. Spurious elections are kept away
+            // by the pre-vote, not by long timeouts.
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 800,
             snapshot_logs_since_last: 10_000,
             logs_kept_after_snapshot: 1_000,
             replication_entries_max: 32,
@@ -214,9 +219,19 @@ impl Default for NodeConfig {
             raft: RaftSettings::default(),
             batch: BatchSettings::default(),
             http: HttpSettings::default(),
+            cache: cache::CacheSettings::default(),
             log_format: "text".into(),
         }
     }
+}
+
+/// `LEDGER_REDIS_URL`, the usual name of a Redis endpoint's variable, is `cache.url`.
+const REDIS_URL_KEY: &str = "redis_url";
+
+fn redis_url_alias() -> Env {
+    Env::prefixed("LEDGER_")
+        .only(&[REDIS_URL_KEY])
+        .map(|_| "cache.url".into())
 }
 
 impl NodeConfig {
@@ -235,9 +250,10 @@ impl NodeConfig {
             .merge(
                 // LEDGER_LOG (log filter) and LEDGER_CONFIG (file path) are not config keys.
                 Env::prefixed("LEDGER_")
-                    .filter(|key| key != "log" && key != "config")
+                    .filter(|key| key != "log" && key != "config" && key != REDIS_URL_KEY)
                     .split("__"),
             )
+            .merge(redis_url_alias())
             .extract()
             .map_err(Box::new)?;
         config.validate()?;
@@ -245,6 +261,9 @@ impl NodeConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.cache
+            .validate()
+            .map_err(|error| invalid(error.to_string()))?;
         let members = self.members()?;
         let id = self.id()?;
         let Some(own) = members.get(&id) else {
@@ -684,6 +703,30 @@ mod tests {
         config.validate().unwrap();
         config.rpc_listen = "[::]:8180".parse().unwrap();
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn cache_settings_are_validated_at_boot() {
+        let mut config = config();
+        config.cache.url = Some("http://127.0.0.1:6379".into());
+        refused(&config, "cache.url");
+        config.cache.url = Some("rediss://user:pw@127.0.0.1:6380".into());
+        config.validate().unwrap();
+        config.cache.timeout_ms = 0;
+        refused(&config, "cache.timeout_ms");
+    }
+
+    #[test]
+    fn ledger_redis_url_sets_the_cache_url() {
+        // The only test that touches the environment (load reads LEDGER_*).
+        std::env::set_var("LEDGER_NODE_ID", "0");
+        std::env::set_var("LEDGER_REDIS_URL", "redis://127.0.0.1:6399/2");
+        let loaded = NodeConfig::load(None);
+        std::env::remove_var("LEDGER_REDIS_URL");
+        std::env::remove_var("LEDGER_NODE_ID");
+        let loaded = loaded.unwrap();
+        assert_eq!(loaded.cache.url.as_deref(), Some("redis://127.0.0.1:6399/2"));
+        assert_eq!(loaded.cache.key_prefix, "ledger:");
     }
 
     #[test]

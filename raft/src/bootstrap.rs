@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 use crate::error::{Error, Result};
+use crate::elector::{self, ContactClock, ElectionTimers};
 use crate::identity::Identity;
 use crate::log_store::LogStore;
 use crate::network::{call, Method, NetworkFactory, Peers, FRAME_BYTES_MAX};
@@ -49,6 +50,9 @@ pub struct ReplicaConfig {
     pub rpc_source_ip: Option<std::net::IpAddr>,
     /// Bootstrap even though some peers cannot be reached (they must then be fresh).
     pub bootstrap_force: bool,
+    /// Where the state machine hands changed accounts after apply (the read cache's
+    /// publisher), if anywhere.
+    pub account_changes: Option<storage::changes::ChangeSink>,
 }
 
 /// Starts the replica and its gRPC server on `rpc_listener`; the server stops when
@@ -69,7 +73,18 @@ pub async fn start(
     let identity = Arc::new(Identity::load(db.clone(), fresh)?);
     let log_store = LogStore::new(db.clone());
     let committed_index = log_store.committed_index();
-    let state_machine = StateMachineStore::open(db.clone(), config.data_dir.join("snapshots"))?;
+    let election_timers = ElectionTimers {
+        lease_ms: config.raft.election_timeout_max,
+        heartbeat_ms: config.raft.heartbeat_interval,
+        jitter_ms: config
+            .raft
+            .election_timeout_max
+            .saturating_sub(config.raft.election_timeout_min),
+    };
+    let mut state_machine = StateMachineStore::open(db.clone(), config.data_dir.join("snapshots"))?;
+    if let Some(sink) = config.account_changes.clone() {
+        state_machine.set_change_sink(sink);
+    }
     let stats = state_machine.stats();
     let peers = Peers::new(config.rpc_source_ip, identity.clone());
     let raft_config = Arc::new(
@@ -82,15 +97,13 @@ pub async fn start(
         config.id,
         raft_config,
         NetworkFactory::new(peers.clone()),
-        log_store,
+        log_store.clone(),
         state_machine,
     )
     .await
     .map_err(|e| Error::Fatal(e.to_string()))?;
-    if fresh {
-        // Until it has caught up with a leader (see `identity`).
-        raft.runtime_config().elect(false);
-    }
+    // Elections are started by the pre-voting elector, never by openraft's own timer.
+    raft.runtime_config().elect(false);
     let proposer = Proposer::start(raft.clone(), config.limits);
     let replica = Arc::new(Replica {
         id: config.id,
@@ -102,7 +115,11 @@ pub async fn start(
         stats,
         timeouts: config.timeouts,
         leaderless: LeaderlessClock::start(&raft),
+        contact: ContactClock::default(),
+        election_timers,
+        log_store,
     });
+    tokio::spawn(elector::run(replica.clone(), election_timers));
     exit_on_fatal(&raft);
     serve_grpc(replica.clone(), rpc_listener, shutdown);
     if fresh {
@@ -152,7 +169,6 @@ async fn rejoin_when_caught_up(replica: Arc<Replica>) {
         };
         if caught_up || !replica.peers().identity().rejoining() {
             replica.peers().identity().caught_up();
-            replica.raft.runtime_config().elect(true);
             return;
         }
         if metrics.changed().await.is_err() {
@@ -285,8 +301,7 @@ async fn bootstrap_when_ready(
         )) => {}
         Err(error) => return Err(Error::Fatal(error.to_string())),
     }
-    // The bootstrapper never voted before: it may campaign at once.
+    // The bootstrapper never voted before (and `initialize` campaigned already).
     identity.caught_up();
-    replica.raft.runtime_config().elect(true);
     Ok(())
 }

@@ -14,9 +14,23 @@
 //! candidates hold only index 0); a wiped member of a running cluster rejoins through the
 //! leader's replication, never through a vote it cannot remember. The one window left is a
 //! disk lost during the very first election, before anything but the membership existed.
+//!
+//! **A node receiving a snapshot.** A node that needs a snapshot is far behind: it cannot
+//! win an election (its log is shorter than a majority's), and a campaign would only raise
+//! the term, and with it unseat the healthy leader that is catching it up. So while a
+//! snapshot chunk is being handled, or was within the last `quiet_ms`,
+//! [`Identity::receiving_snapshot`] says so, and a campaign decision must wait. The gate is
+//! sound: Raft's safety never depends on a node campaigning; the node still answers votes,
+//! so the others elect a leader without it; and it closes by itself `quiet_ms` after the
+//! last chunk, so a leader that dies mid-stream frees it to campaign one quiet period later.
+//! It deliberately does not touch openraft's own election timer
+//! (`runtime_config().elect`): elections are started by `elector` after a pre-vote, with
+//! that timer off for good, and switching it back on after a snapshot would bypass the
+//! pre-vote.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use rocksdb::DB;
 use storage::db::{cf, encode, get};
@@ -38,6 +52,29 @@ pub struct Identity {
     /// Started on fresh storage and not yet caught up with a leader: no votes for
     /// candidates past the bootstrap entry, no campaigning.
     rejoining: AtomicBool,
+    /// Snapshot chunks being handled now, and when the last one ended (ms since `origin`).
+    snapshot_chunks_in_flight: AtomicU64,
+    snapshot_chunk_ended_ms: AtomicU64,
+    origin: Instant,
+}
+
+/// Marks one snapshot chunk as being handled, until dropped (see
+/// [`Identity::receiving_snapshot`]).
+pub struct SnapshotChunk<'a> {
+    identity: &'a Identity,
+}
+
+impl Drop for SnapshotChunk<'_> {
+    fn drop(&mut self) {
+        let identity = self.identity;
+        identity
+            .snapshot_chunk_ended_ms
+            .fetch_max(identity.elapsed_ms(), Ordering::Relaxed);
+        let before = identity
+            .snapshot_chunks_in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+        assert!(before > 0, "a chunk ends once");
+    }
 }
 
 impl Identity {
@@ -47,6 +84,9 @@ impl Identity {
             db,
             cluster_id: RwLock::new(cluster_id),
             rejoining: AtomicBool::new(fresh_storage),
+            snapshot_chunks_in_flight: AtomicU64::new(0),
+            snapshot_chunk_ended_ms: AtomicU64::new(0),
+            origin: Instant::now(),
         })
     }
 
@@ -118,6 +158,29 @@ impl Identity {
 
     pub fn rejoining(&self) -> bool {
         self.rejoining.load(Ordering::Relaxed)
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Marks a snapshot chunk as being handled until the returned guard is dropped: the
+    /// last chunk's guard covers verifying and installing the whole snapshot.
+    pub(crate) fn snapshot_chunk(&self) -> SnapshotChunk<'_> {
+        self.snapshot_chunks_in_flight
+            .fetch_add(1, Ordering::Relaxed);
+        SnapshotChunk { identity: self }
+    }
+
+    /// Whether this node is receiving a snapshot: a chunk is being handled, or one ended
+    /// less than `quiet_ms` ago. A leader streams chunks back to back, so a longer silence
+    /// means the stream stopped. While this holds, the node must not campaign.
+    pub fn receiving_snapshot(&self, quiet_ms: u64) -> bool {
+        if self.snapshot_chunks_in_flight.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        let ended_ms = self.snapshot_chunk_ended_ms.load(Ordering::Relaxed);
+        ended_ms > 0 && self.elapsed_ms().saturating_sub(ended_ms) < quiet_ms
     }
 
     pub(crate) fn caught_up(&self) {

@@ -6,6 +6,7 @@
 //! machine and their outcomes back to whoever proposed them.
 
 pub mod bootstrap;
+pub mod elector;
 pub mod error;
 pub mod identity;
 pub mod log_store;

@@ -61,6 +61,12 @@ impl LogStore {
             .put_cf_opt(cf(&self.db, CF_RAFT), key, encode(value), &synced())
     }
 
+    /// The id of the last entry this node holds (or purged): what a vote compares.
+    pub fn last_log_id(&self) -> Result<Option<LogId>, RaftStorageError> {
+        let last_purged_log_id: Option<LogId> = self.meta(keys::RAFT_PURGED)?;
+        Ok(self.last_entry_log_id()?.or(last_purged_log_id))
+    }
+
     fn last_entry_log_id(&self) -> Result<Option<LogId>, RaftStorageError> {
         let mut last = self.db.iterator_cf(cf(&self.db, CF_LOG), IteratorMode::End);
         match last.next() {
@@ -107,10 +113,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, RaftStorageError> {
         let last_purged_log_id: Option<LogId> = self.meta(keys::RAFT_PURGED)?;
-        let last_log_id = self.last_entry_log_id()?.or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
-            last_log_id,
+            last_log_id: self.last_log_id()?,
         })
     }
 

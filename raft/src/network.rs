@@ -42,6 +42,7 @@ pub enum Method {
     InstallSnapshot,
     Forward,
     Status,
+    PreVote,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +121,7 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         Method::InstallSnapshot => client.install_snapshot(request).await,
         Method::Forward => client.forward(request).await,
         Method::Status => client.status(request).await,
+        Method::PreVote => client.pre_vote(request).await,
     };
     let frame = response.map_err(classify)?.into_inner();
     serde_json::from_slice(&frame.json).map_err(|e| CallError::Failed(format!("bad answer: {e}")))

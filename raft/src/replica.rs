@@ -21,6 +21,9 @@ use crate::protocol::{
 };
 use crate::Raft;
 
+/// How often a wait for a leader re-checks its belief (heartbeats change no metrics).
+const BELIEF_POLL_MS: u64 = 25;
+
 /// How a read may be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consistency {
@@ -59,6 +62,10 @@ pub struct Replica {
     pub(crate) stats: Arc<StateMachineStats>,
     pub(crate) timeouts: ReplicaTimeouts,
     pub(crate) leaderless: LeaderlessClock,
+    /// When a leader was last heard from: the elector's clock.
+    pub(crate) contact: crate::elector::ContactClock,
+    pub(crate) election_timers: crate::elector::ElectionTimers,
+    pub(crate) log_store: crate::log_store::LogStore,
 }
 
 /// How long this node has gone without knowing a leader, kept up to date by a task that
@@ -121,24 +128,52 @@ impl Replica {
         &self.stats
     }
 
+    /// The leader as this node believes in it now. openraft keeps naming a follower's last
+    /// leader until an election changes the term, and with pre-voting a node that cannot
+    /// reach a majority never starts one; so a leader not heard from for longer than the
+    /// lease plus a heartbeat is no longer believed in (see `elector`).
+    pub fn current_leader(&self) -> Option<NodeId> {
+        let leader = self.raft.metrics().borrow().current_leader?;
+        if leader == self.id || self.contact.silent_ms() <= self.election_timers.stale_ms() {
+            Some(leader)
+        } else {
+            None
+        }
+    }
+
+    /// How long this node has gone without a leader it believes in.
+    fn leaderless_ms(&self) -> u64 {
+        if self.raft.metrics().borrow().current_leader.is_none() {
+            return self.leaderless.leaderless_ms();
+        }
+        let silent = self.contact.silent_ms();
+        let stale = self.election_timers.stale_ms();
+        if self.current_leader().is_some() {
+            0
+        } else {
+            silent.saturating_sub(stale)
+        }
+    }
+
     /// The leader as this node knows it, waiting up to `leader_wait_ms` for an election,
     /// unless this node has been without a leader for longer than that already (it is cut
     /// off, or elections keep failing): then it answers at once.
     async fn leader(&self) -> Result<NodeId> {
-        let mut metrics = self.raft.metrics();
-        if metrics.borrow().current_leader.is_none()
-            && self.leaderless.leaderless_ms() > self.timeouts.leader_wait_ms
-        {
+        if self.current_leader().is_none() && self.leaderless_ms() > self.timeouts.leader_wait_ms {
             return Err(Error::NoLeader);
         }
+        let mut metrics = self.raft.metrics();
         let wait = Duration::from_millis(self.timeouts.leader_wait_ms);
         let known = tokio::time::timeout(wait, async {
             loop {
-                if let Some(leader) = metrics.borrow_and_update().current_leader {
+                metrics.borrow_and_update();
+                if let Some(leader) = self.current_leader() {
                     return Some(leader);
                 }
-                if metrics.changed().await.is_err() {
-                    return None;
+                // Belief also returns with a heartbeat, which need not change the metrics.
+                tokio::select! {
+                    changed = metrics.changed() => if changed.is_err() { return None },
+                    () = tokio::time::sleep(Duration::from_millis(BELIEF_POLL_MS)) => {}
                 }
             }
         })
@@ -336,15 +371,17 @@ impl Replica {
         })
     }
 
-    /// Completes once this node no longer names `leader` as the leader.
+    /// Completes once this node no longer believes in `leader`.
     async fn leader_lost(&self, leader: NodeId) {
         let mut metrics = self.raft.metrics();
         loop {
-            if metrics.borrow_and_update().current_leader != Some(leader) {
+            metrics.borrow_and_update();
+            if self.current_leader() != Some(leader) {
                 return;
             }
-            if metrics.changed().await.is_err() {
-                return;
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(Duration::from_millis(BELIEF_POLL_MS)) => {}
             }
         }
     }
@@ -363,7 +400,7 @@ impl Replica {
         StatusReply {
             node_id: self.id,
             initialized,
-            leader: self.raft.metrics().borrow().current_leader,
+            leader: self.current_leader(),
             cluster_id: self.peers.identity().cluster_id(),
         }
     }

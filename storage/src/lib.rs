@@ -7,6 +7,7 @@
 //! state machine applies committed entries; whoever proposed them is not its concern.
 
 pub mod apply;
+pub mod changes;
 pub mod db;
 pub mod domain;
 pub mod error;

@@ -6,12 +6,12 @@
 //! batch is not synced on its own: the Raft log is already durable, the WAL is shared, and
 //! the next synced log write orders it; after a crash openraft re-applies from the log.
 //!
-//! Snapshots are streamed ranges of a RocksDB snapshot (no pause of apply); installing one
-//! replaces the whole `state` family in one synced batch and re-checks the ledger's
-//! invariants before accepting it.
+//! Snapshots (see `snapshot`) are streamed from a RocksDB snapshot into a file (no pause of
+//! apply, no copy in memory); installing one verifies it as a stream, then replaces the
+//! `state` family by one atomic SST ingestion. Opening the store first finishes an install a
+//! crash cut short, so openraft never sees a state behind its purged log.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -21,13 +21,14 @@ use rocksdb::{WriteBatch, WriteOptions, DB};
 use rust_decimal::Decimal;
 
 use crate::apply::{apply_batch, LedgerState};
-use crate::db::{cf, decode, encode, get};
+use crate::changes::{AccountChange, ChangeSink};
+use crate::db::{cf, encode, get};
 use crate::domain::{
     Account, AccountId, BatchResponse, IdempotencyKey, IdempotencyRecord, TransactionId, Transfer,
 };
 use crate::error::{Error, Result};
 use crate::keys::{self, CF_STATE};
-use crate::snapshot::{self, SnapshotFile, SnapshotWriter};
+use crate::snapshot::{SnapshotData, SnapshotStore};
 use crate::types::{
     Entry, LogId, RaftStorageError, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
 };
@@ -41,24 +42,35 @@ pub struct StateMachineStats {
 
 pub struct StateMachineStore {
     db: Arc<DB>,
-    snapshot_file: Arc<SnapshotFile>,
+    snapshots: Arc<SnapshotStore>,
     applied: Option<LogId>,
     membership: StoredMembership,
     stats: Arc<StateMachineStats>,
+    /// Where changed accounts go after each applied batch (the read cache), if anywhere.
+    changes: Option<ChangeSink>,
 }
 
 impl StateMachineStore {
     pub fn open(db: Arc<DB>, snapshot_dir: std::path::PathBuf) -> Result<StateMachineStore> {
-        let snapshot_file = Arc::new(SnapshotFile::new(snapshot_dir)?);
+        let snapshots = Arc::new(SnapshotStore::open(snapshot_dir)?);
+        // Before anything reads the state: an install cut short by a crash is finished.
+        snapshots.recover(&db)?;
         let applied = get(&db, CF_STATE, keys::META_APPLIED)?;
         let membership = get(&db, CF_STATE, keys::META_MEMBERSHIP)?.unwrap_or_default();
         Ok(StateMachineStore {
             db,
-            snapshot_file,
+            snapshots,
             applied,
             membership,
             stats: Arc::default(),
+            changes: None,
         })
+    }
+
+    /// Hands every changed account to `sink` after its batch is written (never blocking:
+    /// see `changes`).
+    pub fn set_change_sink(&mut self, sink: ChangeSink) {
+        self.changes = Some(sink);
     }
 
     pub fn stats(&self) -> Arc<StateMachineStats> {
@@ -80,6 +92,7 @@ impl StateMachineStore {
             let outcomes = match &entry.payload {
                 EntryPayload::Blank => Vec::new(),
                 EntryPayload::Normal(batch) => {
+                    overlay.index = entry.log_id.index;
                     apply_batch(&mut overlay, batch, entry.log_id.index)?
                 }
                 EntryPayload::Membership(membership) => {
@@ -90,48 +103,16 @@ impl StateMachineStore {
             self.applied = Some(entry.log_id);
             responses.push(BatchResponse { outcomes });
         }
+        let changes = self.changes.as_ref().map(|_| overlay.take_changes());
         let mut batch = overlay.into_batch();
         let state = cf(&self.db, CF_STATE);
         batch.put_cf(state, keys::META_APPLIED, encode(&self.applied));
         batch.put_cf(state, keys::META_MEMBERSHIP, encode(&self.membership));
         self.db.write(batch)?;
+        if let (Some(sink), Some(changes)) = (&self.changes, changes) {
+            sink.offer(changes);
+        }
         Ok(responses)
-    }
-
-    fn install(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
-        let pairs = snapshot::decode(data)?;
-        let mut batch = WriteBatch::default();
-        let state = cf(&self.db, CF_STATE);
-        batch.delete_range_cf(state, [0x00u8].as_slice(), [0xffu8; 2].as_slice());
-        let mut applied_in_data: Option<LogId> = None;
-        for (key, value) in &pairs {
-            if *key == keys::META_APPLIED {
-                applied_in_data = decode(key, value)?;
-            }
-            batch.put_cf(state, key, value);
-        }
-        if applied_in_data != meta.last_log_id {
-            return Err(Error::CorruptSnapshot(format!(
-                "data holds applied {applied_in_data:?}, meta says {:?}",
-                meta.last_log_id
-            )));
-        }
-        verify_pairs(&pairs)?;
-        self.db.write_opt(batch, &synced())?;
-        self.snapshot_file.save(meta, data)?;
-        self.applied = meta.last_log_id;
-        self.membership = meta.last_membership.clone();
-        self.stats
-            .snapshots_installed
-            .fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn current_snapshot(&self) -> Result<Option<Snapshot>> {
-        Ok(self.snapshot_file.load()?.map(|(meta, data)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        }))
     }
 }
 
@@ -139,27 +120,6 @@ pub fn synced() -> WriteOptions {
     let mut options = WriteOptions::default();
     options.set_sync(true);
     options
-}
-
-/// Checks the ledger's invariants over a full copy of the state: no negative balance and
-/// the recorded total equal to the sum of balances.
-fn verify_pairs(pairs: &[(&[u8], &[u8])]) -> Result<()> {
-    let mut sum = Decimal::ZERO;
-    let mut total = Decimal::ZERO;
-    for (key, value) in pairs {
-        if key.first() == Some(&keys::account_prefix()[0]) {
-            let account: Account = decode(key, value)?;
-            sum += account.balance.value();
-        } else if *key == keys::META_TOTAL_BALANCE {
-            total = decode(key, value)?;
-        }
-    }
-    if sum != total {
-        return Err(Error::CorruptSnapshot(format!(
-            "balances sum to {sum}, total says {total}"
-        )));
-    }
-    Ok(())
 }
 
 /// What one `apply` call has read and written so far, over the database.
@@ -172,6 +132,9 @@ struct Overlay<'a> {
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
     next_sequence: Option<u64>,
     total: Option<Decimal>,
+    /// The log index being applied, and the index of each account's last change.
+    index: u64,
+    changed: HashMap<AccountId, u64>,
 }
 
 impl<'a> Overlay<'a> {
@@ -185,7 +148,21 @@ impl<'a> Overlay<'a> {
             idempotency: HashMap::new(),
             next_sequence: None,
             total: None,
+            index: 0,
+            changed: HashMap::new(),
         }
+    }
+
+    /// Each changed account's final state in this call, at the index of its last change.
+    fn take_changes(&mut self) -> Vec<AccountChange> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|(account_id, index)| AccountChange {
+                account: self.accounts.get(&account_id).cloned().flatten(),
+                account_id,
+                index,
+            })
+            .collect()
     }
 
     fn into_batch(mut self) -> WriteBatch {
@@ -240,6 +217,7 @@ impl LedgerState for Overlay<'_> {
             .put_cf(state, keys::account(&account.account_id), encode(account));
         self.accounts
             .insert(account.account_id.clone(), Some(account.clone()));
+        self.changed.insert(account.account_id.clone(), self.index);
     }
 
     fn retire_account(&mut self, account: &Account) {
@@ -254,6 +232,7 @@ impl LedgerState for Overlay<'_> {
         );
         self.accounts.insert(account.account_id.clone(), None);
         self.retired.insert(account.account_id.clone());
+        self.changed.insert(account.account_id.clone(), self.index);
     }
 
     fn idempotency(&mut self, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>> {
@@ -341,81 +320,72 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         SnapshotBuilder {
             db: self.db.clone(),
-            snapshot_file: self.snapshot_file.clone(),
+            snapshots: self.snapshots.clone(),
             stats: self.stats.clone(),
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, RaftStorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, RaftStorageError> {
+        self.snapshots
+            .begin_receiving()
+            .map(Box::new)
+            .map_err(|error| StorageIOError::write_snapshot(None, &error).into())
     }
 
+    /// Installs a received snapshot (sealed by the gRPC handler, or verified here) off the
+    /// async workers: a stream over the whole state and an SST ingestion.
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotData>,
     ) -> Result<(), RaftStorageError> {
-        self.install(meta, snapshot.get_ref())
-            .map_err(|error| StorageIOError::write_snapshot(Some(meta.signature()), &error).into())
+        let failed = |error: Error| -> RaftStorageError {
+            StorageIOError::write_snapshot(Some(meta.signature()), &error).into()
+        };
+        let parts = snapshot.into_parts().await.map_err(failed)?;
+        let (db, snapshots, installing) = (self.db.clone(), self.snapshots.clone(), meta.clone());
+        let installed =
+            tokio::task::spawn_blocking(move || snapshots.install(&db, &installing, parts))
+                .await
+                .map_err(|error| failed(Error::Io(std::io::Error::other(error))))?;
+        let report = installed.map_err(failed)?;
+        tracing::info!(snapshot = ?meta.last_log_id, ?report, "snapshot installed");
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.stats
+            .snapshots_installed
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, RaftStorageError> {
-        self.current_snapshot().map_err(read_error)
+        let current = self.snapshots.open_current().map_err(read_error)?;
+        Ok(current.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(data),
+        }))
     }
 }
 
 pub struct SnapshotBuilder {
     db: Arc<DB>,
-    snapshot_file: Arc<SnapshotFile>,
+    snapshots: Arc<SnapshotStore>,
     stats: Arc<StateMachineStats>,
-}
-
-impl SnapshotBuilder {
-    fn build(&self) -> Result<Snapshot> {
-        let view = self.db.snapshot();
-        let mut writer = SnapshotWriter::new();
-        let mut applied: Option<LogId> = None;
-        let mut membership = StoredMembership::default();
-        for item in view.iterator_cf(cf(&self.db, CF_STATE), rocksdb::IteratorMode::Start) {
-            let (key, value) = item?;
-            if &*key == keys::META_APPLIED {
-                applied = decode(&key, &value)?;
-            } else if &*key == keys::META_MEMBERSHIP {
-                membership = decode(&key, &value)?;
-            }
-            writer.push(&key, &value);
-        }
-        let built = self.stats.snapshots_built.fetch_add(1, Ordering::Relaxed) + 1;
-        let snapshot_id = match applied {
-            Some(log_id) => format!("{}-{}-{built}", log_id.leader_id, log_id.index),
-            None => format!("empty-{built}"),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: applied,
-            last_membership: membership,
-            snapshot_id,
-        };
-        let data = writer.finish();
-        self.snapshot_file.save(&meta, &data)?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
-    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, RaftStorageError> {
-        // A full scan and a synced write: off the async workers, so apply and the network
+        // A full scan and a synced file: off the async workers, so apply and the network
         // keep running while it is built.
-        let builder = SnapshotBuilder {
-            db: self.db.clone(),
-            snapshot_file: self.snapshot_file.clone(),
-            stats: self.stats.clone(),
-        };
-        let built = tokio::task::spawn_blocking(move || builder.build())
+        let (db, snapshots) = (self.db.clone(), self.snapshots.clone());
+        let built = self.stats.snapshots_built.fetch_add(1, Ordering::Relaxed) + 1;
+        let result = tokio::task::spawn_blocking(move || snapshots.build(&db, built))
             .await
             .map_err(|error| StorageIOError::write_snapshot(None, &error))?;
-        built.map_err(|error| StorageIOError::write_snapshot(None, &error).into())
+        let (meta, data) = result.map_err(|error| StorageIOError::write_snapshot(None, &error))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(data),
+        })
     }
 }

@@ -1,8 +1,10 @@
 //! The openraft type configuration. It lives beside the state machine because the state
 //! machine implements openraft's traits for it; the `raft` crate re-exports it.
+//!
+//! Snapshot data is a file ([`crate::snapshot::SnapshotData`]), never a buffer: a snapshot
+//! is as large as the ledger, and is built, sent, received and installed as a stream.
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +34,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = LedgerNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::snapshot::SnapshotData,
 );
 
 pub type Entry = openraft::Entry<TypeConfig>;
