@@ -95,6 +95,7 @@ impl From<raft::Error> for ApiError {
                     "the outcome is unknown ({why}); resend with the same transactionId to learn it"
                 ),
             },
+            E::Refused(why) => ApiError::conflict("MEMBERSHIP_REFUSED", why),
             E::Storage(why) | E::Fatal(why) => ApiError::Internal(why),
         }
     }

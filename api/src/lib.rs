@@ -8,13 +8,14 @@ pub mod error;
 pub mod gate;
 pub mod http;
 pub mod input;
+pub mod members;
 pub mod json;
 pub mod routes;
 pub mod timestamp;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 /// The one route that is a POST but only reads: a timeout there changed nothing.
@@ -107,6 +108,12 @@ fn api_routes(state: AppState) -> Router {
             get(routes::transaction_status),
         )
         .route("/api/v1/cluster", get(routes::cluster))
+        .route(
+            "/api/v1/cluster/members",
+            get(members::list).post(members::add),
+        )
+        .route("/api/v1/cluster/members/{node_id}", delete(members::remove))
+        .route("/api/v1/cluster/step-down", post(members::step_down))
         .route("/api/v1/admin/audit", get(routes::audit))
         .route("/api/v1/admin/cache", get(routes::cache_stats))
         .fallback(routes::not_found)

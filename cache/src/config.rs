@@ -29,8 +29,6 @@ pub struct CacheSettings {
     pub dirty_count_max: usize,
     /// Most keys in one pipelined publish, read or refresh.
     pub publish_batch_max: usize,
-    /// Populations of missed keys in flight at once; beyond it, a miss is not populated.
-    pub populate_in_flight_max: usize,
     /// Failures in a row that open the circuit breaker.
     pub breaker_failures_max: u32,
     /// How long the breaker stays open before one call probes Redis again.
@@ -49,7 +47,6 @@ impl Default for CacheSettings {
             queue_count_max: 16_384,
             dirty_count_max: 65_536,
             publish_batch_max: 256,
-            populate_in_flight_max: 64,
             breaker_failures_max: 5,
             breaker_cooldown_ms: 1_000,
         }
@@ -93,12 +90,6 @@ impl CacheSettings {
         within("queue_count_max", self.queue_count_max, 1, COUNT_MAX)?;
         within("dirty_count_max", self.dirty_count_max, 1, COUNT_MAX)?;
         within("publish_batch_max", self.publish_batch_max, 1, BATCH_MAX)?;
-        within(
-            "populate_in_flight_max",
-            self.populate_in_flight_max,
-            1,
-            BATCH_MAX,
-        )?;
         within("breaker_failures_max", self.breaker_failures_max, 1, 1_000)?;
         within("breaker_cooldown_ms", self.breaker_cooldown_ms, 1, MS_MAX)
     }
@@ -174,7 +165,7 @@ mod tests {
 
     #[test]
     fn every_value_is_bounded() {
-        let cases: [(&str, fn(&mut CacheSettings)); 11] = [
+        let cases: [(&str, fn(&mut CacheSettings)); 10] = [
             ("ttl_ms", |s| s.ttl_ms = 0),
             ("tombstone_ttl_ms", |s| s.tombstone_ttl_ms = s.ttl_ms + 1),
             ("timeout_ms", |s| s.timeout_ms = 0),
@@ -182,7 +173,6 @@ mod tests {
             ("queue_count_max", |s| s.queue_count_max = 0),
             ("dirty_count_max", |s| s.dirty_count_max = usize::MAX),
             ("publish_batch_max", |s| s.publish_batch_max = 0),
-            ("populate_in_flight_max", |s| s.populate_in_flight_max = 0),
             ("breaker_failures_max", |s| s.breaker_failures_max = 0),
             ("breaker_cooldown_ms", |s| s.breaker_cooldown_ms = 0),
             ("key_prefix", |s| s.key_prefix = "a*".into()),

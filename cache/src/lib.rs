@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use storage::changes::{AccountChange, ChangeSink, DirtySet};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 pub use config::CacheSettings;
 pub use error::{Error, Result};
@@ -51,7 +51,6 @@ pub struct CacheStats {
     pub served_local: AtomicU64,
     pub served_leader: AtomicU64,
     pub populated: AtomicU64,
-    pub populate_skipped: AtomicU64,
     pub published: AtomicU64,
     pub publish_failures: AtomicU64,
     pub refreshed: AtomicU64,
@@ -66,7 +65,6 @@ pub struct Cache {
     breaker: Breaker,
     stats: CacheStats,
     dirty: Arc<DirtySet>,
-    populate_slots: Arc<Semaphore>,
     settings: CacheSettings,
 }
 
@@ -93,7 +91,6 @@ impl Cache {
             breaker: Breaker::new(settings.breaker_failures_max, settings.breaker_cooldown_ms),
             stats: CacheStats::default(),
             dirty,
-            populate_slots: Arc::new(Semaphore::new(settings.populate_in_flight_max)),
             settings: settings.clone(),
         });
         Ok(Some(Opened {
@@ -150,28 +147,18 @@ impl Cache {
         }
     }
 
-    /// Writes `writes` (compare-and-set) in the background, bounded by
-    /// `populate_in_flight_max`; beyond it, or with the breaker open, they are skipped.
-    fn populate(self: &Arc<Self>, writes: Vec<Write>) {
+    /// Writes `writes` (compare-and-set) before the read is answered, so a reader's next
+    /// read finds the cache at least as new as this one (unless Redis failed meanwhile).
+    /// Bounded like every Redis call; skipped with the breaker open.
+    async fn populate(&self, writes: Vec<Write>) {
         if writes.is_empty() {
             return;
         }
-        let Ok(slot) = self.populate_slots.clone().try_acquire_owned() else {
+        if let Ok(written) = self.guarded(self.store.put(&writes)).await {
             self.stats
-                .populate_skipped
-                .fetch_add(writes.len() as u64, Ordering::Relaxed);
-            return;
-        };
-        let cache = self.clone();
-        tokio::spawn(async move {
-            if let Ok(written) = cache.guarded(cache.store.put(&writes)).await {
-                cache
-                    .stats
-                    .populated
-                    .fetch_add(written as u64, Ordering::Relaxed);
-            }
-            drop(slot);
-        });
+                .populated
+                .fetch_add(written as u64, Ordering::Relaxed);
+        }
     }
 
     pub fn stats_json(&self) -> Value {
@@ -191,7 +178,6 @@ impl Cache {
             "servedLocal": get(&s.served_local),
             "servedLeader": get(&s.served_leader),
             "populated": get(&s.populated),
-            "populateSkipped": get(&s.populate_skipped),
             "published": get(&s.published),
             "publishFailures": get(&s.publish_failures),
             "refreshed": get(&s.refreshed),

@@ -5,8 +5,9 @@
 //!    the lowest version among them (each value is the account's state at an index at
 //!    least that).
 //! 2. Otherwise the node's local state is read, at one applied index. When that index is at
-//!    least every version the cache returned, it is served (`local`), and the missing or too
-//!    old entries are populated in the background (compare-and-set: never over a newer one).
+//!    least every version the cache returned, it is served (`local`), after the missing or
+//!    too old entries are populated (compare-and-set: never over a newer one; before the
+//!    answer, so a reader's next cached read is never older than this one).
 //! 3. When this node lags behind what the cache already holds, local state would take a
 //!    reader back in time: the read goes through the leader (`leader`, linearizable).
 //! 4. Redis failing, slow or behind an open breaker → local state, counted. A Redis
@@ -205,7 +206,9 @@ async fn fall_back(
         value: read.accounts.clone(),
         applied_index: read.applied_index,
     };
-    cache.populate(populations(ids, entries, &at, freshness));
+    cache
+        .populate(populations(ids, entries, &at, freshness))
+        .await;
     Ok(read)
 }
 

@@ -462,3 +462,135 @@ fn refused_hostile_frames_pass_and_their_codes_are_summarised() {
         "codes reach results.json: {json}"
     );
 }
+
+/// One client op, by explicit times in ms.
+fn timed(ops: &mut Vec<Op>, process: &str, f: Function, at_ms: u64, took_ms: u64, end: OpType) {
+    let value = json!({"transactionId": format!("t{at_ms}"), "sourceAccountId": "a",
+                       "destinationAccountId": "c", "amount": "1"});
+    for (time_ms, kind) in [(at_ms, OpType::Invoke), (at_ms + took_ms, end)] {
+        ops.push(Op {
+            index: 0,
+            time_ns: time_ms * 1_000_000,
+            process: process.into(),
+            kind,
+            f,
+            value: value.clone(),
+            node: Some(0),
+            error: (kind == OpType::Info).then(|| "timeout: operation timed out".to_owned()),
+        });
+    }
+}
+
+fn nemesis(ops: &mut Vec<Op>, f: Function, kind: OpType, at_ms: u64, fault: &str) {
+    ops.push(Op {
+        index: 0,
+        time_ns: at_ms * 1_000_000,
+        process: "nemesis".into(),
+        kind,
+        f,
+        value: json!({"fault": fault}),
+        node: None,
+        error: None,
+    });
+}
+
+/// 100 ok transfers a second in calm; from 8 s to 12 s a pause window where answers take
+/// 40 ms and nothing answers for 500 ms from 10 s.
+#[test]
+fn availability_compares_fault_windows_with_calm() {
+    let mut ops = Vec::new();
+    let mut at = 0;
+    while at < 20_000 {
+        let in_window = (8_000..12_000).contains(&at);
+        if in_window && (10_000..10_500).contains(&at) {
+            timed(&mut ops, "0", Function::Transfer, at, 500, OpType::Info);
+            at = 10_500;
+            continue;
+        }
+        let took = if in_window { 40 } else { 2 };
+        timed(&mut ops, "0", Function::Transfer, at, took, OpType::Ok);
+        at += if in_window { 40 } else { 10 };
+    }
+    nemesis(&mut ops, Function::Start, OpType::Invoke, 8_000, "pause");
+    nemesis(&mut ops, Function::Start, OpType::Info, 8_001, "pause");
+    nemesis(&mut ops, Function::Stop, OpType::Invoke, 11_999, "pause");
+    nemesis(&mut ops, Function::Stop, OpType::Info, 12_000, "pause");
+    ops.sort_by_key(|op| op.time_ns);
+    for (index, op) in ops.iter_mut().enumerate() {
+        op.index = index as u64;
+    }
+    let report = jepsen::availability::analyse(&ops, &[], 3);
+    assert_eq!(report.calm.ok_per_second, 100.0, "{:?}", report.calm);
+    assert_eq!(report.calm.latency.p50_ms, 2.0);
+    let window = &report.windows[0];
+    assert_eq!(window.fault, "pause");
+    // 3.5 s answering one op per 40 ms: 87 or 88 ok in 4 s, about 22 a second.
+    let ratio = window.ratio.unwrap();
+    assert!((0.2..0.23).contains(&ratio), "{window:?}");
+    // The last ok before 10 s completed at 10.0 s, the next at 10.54 s.
+    assert_eq!(window.longest_write_gap_ms, 540.0, "{window:?}");
+    assert_eq!(window.errors.get("timeout"), Some(&1));
+    assert_eq!(window.latency.p50_ms, 40.0);
+    assert!(window.latency_bound.unwrap() < 0.06, "{window:?}");
+    assert_eq!(report.by_fault["pause"].windows, 1);
+    assert!(!jepsen::availability::check(&report, 0.5).valid);
+    assert!(jepsen::availability::check(&report, 0.2).valid);
+    let text = jepsen::availability::text(&report);
+    assert!(text.contains("pause"), "{text}");
+}
+
+/// Many short windows close together: no two fault labels of the timeline overlap.
+#[test]
+fn timeline_fault_labels_do_not_overlap() {
+    let mut ops = Vec::new();
+    let faults = [
+        "partition-random",
+        "kill-leader",
+        "partition-leader",
+        "hostile-frames",
+    ];
+    for n in 0..60u64 {
+        let fault = faults[n as usize % faults.len()];
+        nemesis(&mut ops, Function::Start, OpType::Info, n * 3_000, fault);
+        nemesis(
+            &mut ops,
+            Function::Stop,
+            OpType::Info,
+            n * 3_000 + 2_000,
+            fault,
+        );
+    }
+    timed(&mut ops, "0", Function::Read, 180_000, 1, OpType::Ok);
+    let svg = jepsen::report::timeline_svg(&ops);
+    // Labels are the <text> right after each window's marker line.
+    let mut labels: Vec<(f64, f64, String)> = Vec::new();
+    for part in svg.split("stroke-opacity=\"0.6\"/><text x=\"").skip(1) {
+        let x: f64 = part.split('"').next().unwrap().parse().unwrap();
+        let y: f64 = part
+            .split("y=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let text = part
+            .split('>')
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_owned();
+        labels.push((x, y, text));
+    }
+    assert_eq!(labels.len(), 60, "{svg}");
+    for (i, a) in labels.iter().enumerate() {
+        for b in &labels[i + 1..] {
+            let width = |t: &str| t.chars().count() as f64 * 6.5 + 4.0;
+            let apart = a.1 != b.1 || a.0 + width(&a.2) <= b.0 || b.0 + width(&b.2) <= a.0;
+            assert!(apart, "labels overlap: {a:?} {b:?}");
+        }
+    }
+}

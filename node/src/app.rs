@@ -84,6 +84,19 @@ impl Application {
         let state = api::AppState::new(self.replica.clone(), limits).with_cache(self.cache.clone());
         let router = api::router(state);
         tracing::info!(api = %self.api_addr(), rpc = %self.config.rpc_listen, node = self.replica.id, "serving");
+        // A planned stop of the leader hands leadership over first, while this node still
+        // serves (and forwards): writes pause for about one lease, not one election.
+        let replica = self.replica.clone();
+        let shutdown = async move {
+            shutdown.await;
+            match replica.step_down().await {
+                Ok(Some(leader)) if leader != replica.id => {
+                    tracing::info!(leader, "handed leadership over before stopping")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "could not hand leadership over"),
+            }
+        };
         api::http::serve(self.api_listener, router, limits, shutdown).await;
         let _ = self.stop.send(true);
         self.replica.raft.shutdown().await.ok();

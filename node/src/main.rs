@@ -2,6 +2,7 @@
 //! `ledger dev` runs a three-node cluster on this machine with embedded defaults.
 
 mod app;
+mod cluster_cli;
 mod config;
 mod dev;
 
@@ -34,6 +35,14 @@ enum Commands {
         /// Node i serves REST on base_port + i and Raft gRPC on base_port + 100 + i.
         #[arg(long, default_value_t = 8080)]
         base_port: u16,
+    },
+    /// Show or change the cluster's membership through any node's REST API.
+    Cluster {
+        /// Any node's REST base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        node: String,
+        #[command(subcommand)]
+        command: cluster_cli::ClusterCommand,
     },
 }
 
@@ -83,5 +92,6 @@ fn main() -> anyhow::Result<()> {
             init_tracing(false);
             dev::run(&data_dir, base_port)
         }
+        Commands::Cluster { node, command } => cluster_cli::run(&node, command),
     }
 }

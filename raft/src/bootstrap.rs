@@ -118,6 +118,7 @@ pub async fn start(
         contact: ContactClock::default(),
         election_timers,
         log_store,
+        stepping_down: Default::default(),
     });
     tokio::spawn(elector::run(replica.clone(), election_timers));
     exit_on_fatal(&raft);

@@ -197,7 +197,8 @@ pub fn answer(replica: &Replica, timers: ElectionTimers, request: &PreVoteReques
         (m.state, m.millis_since_quorum_ack)
     };
     if state == ServerState::Leader {
-        if quorum_silence_ms.is_some_and(|ms| ms < timers.lease_ms) {
+        let handing_over = replica.stepping_down.load(Ordering::Relaxed);
+        if !handing_over && quorum_silence_ms.is_some_and(|ms| ms < timers.lease_ms) {
             return deny("I lead, and a quorum heard me within the lease");
         }
     } else if replica.contact.silent_ms() < timers.lease_ms {

@@ -17,6 +17,9 @@ pub enum Error {
     /// The request may or may not have been committed; resend with the same id to learn.
     #[error("outcome unknown: {0}")]
     OutcomeUnknown(String),
+    /// Refused as asked (a membership change that cannot be made); nothing changed.
+    #[error("refused: {0}")]
+    Refused(String),
     /// The proposal queue is full; nothing was proposed.
     #[error("too many requests in flight")]
     Overloaded,

@@ -10,6 +10,7 @@ pub mod elector;
 pub mod error;
 pub mod identity;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod proposer;
 pub mod protocol;

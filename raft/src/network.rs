@@ -167,12 +167,18 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             channel: self.peers.channel(target, &node.rpc_addr),
             identity: self.peers.identity.clone(),
+            acknowledged_index: None,
         }
     }
 }
 
 pub struct Connection {
     target: NodeId,
+    /// The highest index this follower acknowledged on this replication stream. A
+    /// follower never loses an entry it acknowledged unless it lost its disk; openraft's
+    /// progress tracking does not expect that (a matched index going backwards ends in an
+    /// arithmetic overflow panic on the leader), so such an answer never reaches it.
+    acknowledged_index: Option<u64>,
     channel: Result<Channel, CallError>,
     identity: Arc<Identity>,
 }
@@ -210,13 +216,54 @@ impl Connection {
     }
 }
 
+impl Connection {
+    fn acknowledge(&mut self, index: Option<u64>) {
+        if index > self.acknowledged_index {
+            self.acknowledged_index = index;
+        }
+    }
+}
+
+/// A follower answered that it lacks an entry it had acknowledged: it lost its disk.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "node {target} no longer holds entries it acknowledged (up to {acknowledged}): its storage \
+     was lost or replaced. It cannot rejoin as the same member on this leader's stream; \
+     remove and re-add it: `ledger cluster remove --id {target}` then `ledger cluster add \
+     --id {target} --rpc HOST:PORT --api HOST:PORT`"
+)]
+struct LostLog {
+    target: NodeId,
+    acknowledged: u64,
+}
+
 impl RaftNetwork<TypeConfig> for Connection {
     async fn append_entries(
         &mut self,
         request: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
-        self.send(Method::AppendEntries, &request, &option).await
+        let prev_index = request.prev_log_id.map(|id| id.index);
+        let last_index = request.entries.last().map(|e| e.log_id.index).or(prev_index);
+        let answer = self.send(Method::AppendEntries, &request, &option).await?;
+        match &answer {
+            AppendEntriesResponse::Success => self.acknowledge(last_index),
+            AppendEntriesResponse::PartialSuccess(matched) => {
+                self.acknowledge(matched.map(|id| id.index))
+            }
+            AppendEntriesResponse::Conflict
+                if prev_index.is_some_and(|prev| Some(prev) <= self.acknowledged_index) =>
+            {
+                let lost = LostLog {
+                    target: self.target,
+                    acknowledged: self.acknowledged_index.unwrap_or_default(),
+                };
+                tracing::error!(%lost, "refusing a follower's answer");
+                return Err(RPCError::Unreachable(Unreachable::new(&lost)));
+            }
+            _ => {}
+        }
+        Ok(answer)
     }
 
     async fn install_snapshot(

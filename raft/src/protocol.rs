@@ -48,6 +48,7 @@ pub struct ReadReply {
 pub enum ForwardRequest {
     Write(Command),
     Read(ReadRequest),
+    Membership(crate::membership::MembershipChange),
 }
 
 /// Most accounts one forwarded read may name (the REST limit is lower).
@@ -80,6 +81,7 @@ impl ForwardRequest {
 pub enum ForwardReply {
     Write(Outcome),
     Read(ReadReply),
+    Membership(crate::membership::MembershipView),
 }
 
 pub type ForwardResult = Result<ForwardReply, Error>;

@@ -66,6 +66,8 @@ pub struct Replica {
     pub(crate) contact: crate::elector::ContactClock,
     pub(crate) election_timers: crate::elector::ElectionTimers,
     pub(crate) log_store: crate::log_store::LogStore,
+    /// Set while this leader hands over (see `membership`): no new proposals.
+    pub(crate) stepping_down: std::sync::atomic::AtomicBool,
 }
 
 /// How long this node has gone without knowing a leader, kept up to date by a task that
@@ -201,6 +203,9 @@ impl Replica {
 
     /// Proposes on this node, which must be the leader. Used by the forward handler too.
     pub async fn write_local(&self, command: Command) -> Result<Outcome> {
+        if self.stepping_down.load(Ordering::Relaxed) {
+            return Err(Error::NoLeader);
+        }
         let silence_ms = self.raft.metrics().borrow().millis_since_quorum_ack;
         if silence_ms.is_some_and(|ms| ms > self.timeouts.quorum_silence_ms_max) {
             return Err(Error::NoLeader);
@@ -223,7 +228,7 @@ impl Replica {
                 value,
                 served_by: leader,
             }),
-            ForwardReply::Read(_) => Err(Error::OutcomeUnknown(
+            ForwardReply::Read(_) | ForwardReply::Membership(_) => Err(Error::OutcomeUnknown(
                 "leader answered a write with a read".into(),
             )),
         }
@@ -256,7 +261,7 @@ impl Replica {
                 value,
                 served_by: leader,
             }),
-            ForwardReply::Write(_) => Err(Error::NoLeader),
+            ForwardReply::Write(_) | ForwardReply::Membership(_) => Err(Error::NoLeader),
         }
     }
 
@@ -313,9 +318,40 @@ impl Replica {
         })
     }
 
+    /// Makes a membership change through the leader, wherever it is.
+    pub async fn change_membership(
+        &self,
+        change: crate::membership::MembershipChange,
+    ) -> Result<Served<crate::membership::MembershipView>> {
+        let leader = self.leader().await?;
+        if leader == self.id {
+            let view = self.change_membership_local(change).await?;
+            return Ok(Served {
+                value: view,
+                served_by: self.id,
+            });
+        }
+        match self
+            .forward(leader, ForwardRequest::Membership(change), true)
+            .await?
+        {
+            ForwardReply::Membership(view) => Ok(Served {
+                value: view,
+                served_by: leader,
+            }),
+            _ => Err(Error::OutcomeUnknown(
+                "leader answered a membership change with something else".into(),
+            )),
+        }
+    }
+
     /// Serves a request another node forwarded here. Never forwards again: one hop only.
     pub async fn serve_forwarded(&self, request: ForwardRequest) -> ForwardResult {
         match request {
+            ForwardRequest::Membership(change) => self
+                .change_membership_local(change)
+                .await
+                .map(ForwardReply::Membership),
             ForwardRequest::Write(command) => {
                 self.write_local(command).await.map(ForwardReply::Write)
             }

@@ -94,6 +94,16 @@ async fn receive_chunk(
     let id = request.meta.snapshot_id.clone();
     let length = request.data.len() as u64;
     let mut guard = receipt.lock().await;
+    let applied = raft.metrics().borrow().last_applied;
+    if request.meta.last_log_id <= applied {
+        // Already at or past this snapshot: a last chunk the leader gave up on still
+        // installed, and the leader sends it again. Answer at once and write nothing, as
+        // openraft itself answers a snapshot it does not need.
+        if guard.as_ref().is_some_and(|r| r.snapshot_id == id) {
+            *guard = None;
+        }
+        return Ok((Ok(InstallSnapshotResponse { vote }), true));
+    }
     if guard.as_ref().map(|r| &r.snapshot_id) != Some(&id) {
         if request.offset != 0 {
             return Ok((mismatch(&id, 0, request.offset), true));

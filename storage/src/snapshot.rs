@@ -1558,6 +1558,121 @@ mod tests {
         assert!(left.is_empty(), "{left:?}");
     }
 
+    /// Measures (asserts nothing) what the defaults of `raft.snapshot_chunk_bytes` and
+    /// `raft.install_snapshot_timeout_ms` are sized by, on this machine:
+    /// `MEASURE_ACCOUNTS=1200000 cargo test --workspace --lib measure_snapshot_costs --
+    /// --ignored --nocapture`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement, minutes long"]
+    async fn measure_snapshot_costs() {
+        use openraft::raft::InstallSnapshotRequest;
+        use std::time::Instant;
+        let accounts: u64 = std::env::var("MEASURE_ACCOUNTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_200_000);
+        let leader = node();
+        let started = Instant::now();
+        let state = cf(&leader.db, CF_STATE);
+        for first in (0..accounts).step_by(10_000) {
+            let mut batch = rocksdb::WriteBatch::default();
+            for n in first..(first + 10_000).min(accounts) {
+                let account = account(&format!("bench-{n:09}"), 10);
+                batch.put_cf(state, keys::account(&account.account_id), encode(&account));
+            }
+            leader.db.write(batch).unwrap();
+        }
+        seed(&leader.db, 0, 100, &[]);
+        leader
+            .db
+            .put_cf(
+                state,
+                keys::META_TOTAL_BALANCE,
+                encode(&Decimal::from(10 * accounts)),
+            )
+            .unwrap();
+        println!("seeded {accounts} accounts in {:?}", started.elapsed());
+        let started = Instant::now();
+        let (meta, _) = leader.store.build(&leader.db, 1).unwrap();
+        let path = data_path(&leader.snapshots, 1);
+        let bytes = fs::metadata(&path).unwrap().len();
+        println!(
+            "build: {:?} for {bytes} bytes ({:.0} MB/s)",
+            started.elapsed(),
+            bytes as f64 / 1e6 / started.elapsed().as_secs_f64()
+        );
+        let mut sample = vec![0u8; 8 << 20];
+        fs::File::open(&path)
+            .unwrap()
+            .read_exact(&mut sample)
+            .unwrap();
+        for chunk_bytes in [256usize << 10, 1 << 20, 4 << 20, 8 << 20] {
+            let request = InstallSnapshotRequest::<crate::TypeConfig> {
+                vote: openraft::Vote::new_committed(1, 0),
+                meta: meta.clone(),
+                offset: 0,
+                data: sample[..chunk_bytes].to_vec(),
+                done: false,
+            };
+            let started = Instant::now();
+            let json = serde_json::to_vec(&request).unwrap();
+            let encoded = started.elapsed();
+            let started = Instant::now();
+            let decoded: InstallSnapshotRequest<crate::TypeConfig> =
+                serde_json::from_slice(&json).unwrap();
+            let decoded_in = started.elapsed();
+            assert_eq!(decoded.data.len(), chunk_bytes);
+            let follower = node();
+            let mut data = follower.store.begin_receiving().unwrap();
+            let started = Instant::now();
+            for _ in 0..8 {
+                tokio::io::AsyncWriteExt::write_all(&mut data, &request.data)
+                    .await
+                    .unwrap();
+                data.sync_chunk().await.unwrap();
+            }
+            println!(
+                "chunk {chunk_bytes} B: JSON {} B ({:.2}x), encode {encoded:?}, decode \
+                 {decoded_in:?}, write+sync {:?}",
+                json.len(),
+                json.len() as f64 / chunk_bytes as f64,
+                started.elapsed() / 8
+            );
+        }
+        // Receive the whole snapshot in 1 MiB chunks, each synced, then seal and install.
+        let follower = node();
+        seed(&follower.db, 1_000, 50, &[]);
+        let mut data = follower.store.begin_receiving().unwrap();
+        let mut source = fs::File::open(&path).unwrap();
+        let mut chunk = vec![0u8; 1 << 20];
+        let started = Instant::now();
+        loop {
+            let read = source.read(&mut chunk).unwrap();
+            if read == 0 {
+                break;
+            }
+            tokio::io::AsyncWriteExt::write_all(&mut data, &chunk[..read])
+                .await
+                .unwrap();
+            data.sync_chunk().await.unwrap();
+        }
+        println!("receive (write+sync per MiB): {:?}", started.elapsed());
+        let started = Instant::now();
+        data.seal(&meta).await.unwrap();
+        println!("seal (sync + verify): {:?}", started.elapsed());
+        let started = Instant::now();
+        let parts = data.into_parts().await.unwrap();
+        let report = tokio::task::spawn_blocking(move || {
+            follower.store.install(&follower.db, &meta, parts).unwrap()
+        })
+        .await
+        .unwrap();
+        println!(
+            "install (stage + ingest): {:?}, {report:?}",
+            started.elapsed()
+        );
+    }
+
     #[test]
     fn an_older_snapshot_finishing_late_never_replaces_a_newer_one() {
         let node = node();

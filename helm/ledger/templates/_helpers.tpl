@@ -29,13 +29,18 @@ Kept short enough that "<fullname>-headless" and pod names ("<fullname>-N") fit 
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{- define "ledger.labels" -}}
+{{/* Labels of every object but the selector's (pod templates add a selector's own). */}}
+{{- define "ledger.commonLabels" -}}
 helm.sh/chart: {{ include "ledger.chart" . }}
-app.kubernetes.io/name: {{ include "ledger.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: ledger
+{{- end }}
+
+{{- define "ledger.labels" -}}
+{{ include "ledger.commonLabels" . }}
+app.kubernetes.io/name: {{ include "ledger.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/* The voters' selector labels. */}}
@@ -141,7 +146,7 @@ archiver and the helm test pod. */}}
 {{- define "ledger.apiPeers" -}}
 {{- if .Values.networkPolicy.api.from }}
 {{- toYaml .Values.networkPolicy.api.from }}
-{{- else }}
+{{- else -}}
 # Any pod in any namespace of this cluster.
 - namespaceSelector: {}
 {{- end }}

@@ -80,6 +80,34 @@ impl Cluster {
         cluster
     }
 
+    /// Starts one more node (not yet a member) whose peer list is the cluster's plus
+    /// itself, as an operator would configure a node about to be added. Returns its index.
+    pub fn add_node(&mut self) -> usize {
+        let id = self.nodes.len() as u64;
+        let node = Node {
+            id,
+            api_port: free_port(),
+            rpc_port: free_port(),
+            process: None,
+        };
+        self.peers = format!(
+            "{},{}=127.0.0.1:{}/127.0.0.1:{}",
+            self.peers, id, node.rpc_port, node.api_port
+        );
+        self.nodes.push(node);
+        let index = self.nodes.len() - 1;
+        self.spawn(index);
+        index
+    }
+
+    pub fn rpc_addr(&self, index: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[index].rpc_port)
+    }
+
+    pub fn api_addr(&self, index: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[index].api_port)
+    }
+
     pub fn data_dir(&self, index: usize) -> PathBuf {
         self.dir.path().join(format!("node-{index}"))
     }
