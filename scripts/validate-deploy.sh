@@ -65,7 +65,7 @@ CRD_REQUIRED = {
 }
 
 class StrictLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of duplicate keys; the API server's decoder refuses them."""
+    """PyYAML keeps the last of duplicate keys; Kubernetes' strict field validation refuses them."""
 
 def construct_mapping(loader, node, deep=False):
     seen = set()

@@ -307,7 +307,7 @@ fn throughput_plot(
     let peak = ok.iter().copied().max().unwrap_or(1).max(1) as f64;
     let bottom = top + PLOT_HEIGHT;
     for (second, count) in ok.iter().enumerate() {
-        let bar = *count as f64 / peak * (PLOT_HEIGHT - 10.0);
+        let bar = *count as f64 / peak * (PLOT_HEIGHT - 20.0);
         let _ = writeln!(
             svg,
             r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{bar:.1}" fill="#4472c4"/>"##,

@@ -185,9 +185,14 @@ fn exit_on_fatal(raft: &Raft) {
     let mut metrics = raft.metrics();
     tokio::spawn(async move {
         loop {
-            if let Err(fatal) = &metrics.borrow_and_update().running_state {
-                tracing::error!(%fatal, "raft stopped for good; exiting");
-                std::process::exit(70);
+            match &metrics.borrow_and_update().running_state {
+                Ok(()) => {}
+                // A clean shutdown: the process is ending anyway.
+                Err(openraft::error::Fatal::Stopped) => return,
+                Err(fatal) => {
+                    tracing::error!(%fatal, "raft stopped for good; exiting");
+                    std::process::exit(70);
+                }
             }
             if metrics.changed().await.is_err() {
                 // The core dropped its metrics sender: it ended. A clean shutdown ends

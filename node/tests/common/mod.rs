@@ -29,6 +29,13 @@ pub struct Cluster {
     pub http: reqwest::Client,
     peers: String,
     extra_env: Vec<(String, String)>,
+    /// Set: nodes start as a StatefulSet starts them (see `start_statefulset`).
+    statefulset_hosts: Option<PathBuf>,
+}
+
+/// The StatefulSet's pod and headless-service names, as DNS would give them.
+pub fn pod_host(id: u64) -> String {
+    format!("ledger-{id}.ledger.test.svc.cluster.local")
 }
 
 fn free_port() -> u16 {
@@ -43,6 +50,47 @@ fn free_port() -> u16 {
 impl Cluster {
     /// Starts three nodes and waits until all are ready.
     pub async fn start(extra_env: &[(&str, &str)]) -> Cluster {
+        let mut cluster = Cluster::start_unready(extra_env);
+        cluster.peers = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("{}=127.0.0.1:{}/127.0.0.1:{}", n.id, n.rpc_port, n.api_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        for index in 0..3 {
+            cluster.spawn(index);
+        }
+        cluster.wait_all_ready().await;
+        cluster
+    }
+
+    /// Starts three nodes exactly as the Helm chart's StatefulSet does: no node id (each
+    /// takes it from its hostname `ledger-N`), peers named by stable DNS names. The names
+    /// resolve to loopback through a private /etc/hosts bind-mounted in a mount namespace
+    /// of each node's own (needs root and `unshare`).
+    pub async fn start_statefulset() -> Cluster {
+        let mut cluster = Cluster::start_unready(&[]);
+        let hosts = cluster.dir.path().join("hosts");
+        let mut lines = String::from("127.0.0.1 localhost\n");
+        for node in &cluster.nodes {
+            lines.push_str(&format!("127.0.0.1 {}\n", pod_host(node.id)));
+        }
+        std::fs::write(&hosts, lines).unwrap();
+        cluster.peers = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("{}={host}:{}/{host}:{}", n.id, n.rpc_port, n.api_port, host = pod_host(n.id)))
+            .collect::<Vec<_>>()
+            .join(",");
+        cluster.statefulset_hosts = Some(hosts);
+        for index in 0..3 {
+            cluster.spawn(index);
+        }
+        cluster.wait_all_ready().await;
+        cluster
+    }
+
+    fn start_unready(extra_env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let nodes: Vec<Node> = (0..3)
             .map(|id| Node {
@@ -52,32 +100,37 @@ impl Cluster {
                 process: None,
             })
             .collect();
-        let peers = nodes
-            .iter()
-            .map(|n| format!("{}=127.0.0.1:{}/127.0.0.1:{}", n.id, n.rpc_port, n.api_port))
-            .collect::<Vec<_>>()
-            .join(",");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .pool_max_idle_per_host(64)
             .build()
             .unwrap();
-        let extra_env = extra_env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let mut cluster = Cluster {
+        Cluster {
             dir,
             nodes,
             http,
-            peers,
-            extra_env,
-        };
-        for index in 0..3 {
-            cluster.spawn(index);
+            peers: String::new(),
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            statefulset_hosts: None,
         }
-        cluster.wait_all_ready().await;
-        cluster
+    }
+
+    /// SIGTERM, as Kubernetes stops a pod, and a bounded wait for the exit.
+    pub async fn terminate(&mut self, index: usize) -> std::process::ExitStatus {
+        let mut child = self.nodes[index].process.take().expect("running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "node {index} ignored SIGTERM");
+            tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+        }
     }
 
     /// Starts one more node (not yet a member) whose peer list is the cluster's plus
@@ -119,11 +172,27 @@ impl Cluster {
             .append(true)
             .open(self.dir.path().join(format!("node-{index}.log")))
             .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ledger"));
+        let mut command = match &self.statefulset_hosts {
+            None => {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_ledger"));
+                command.env("LEDGER_NODE_ID", node.id.to_string());
+                command
+            }
+            Some(hosts) => {
+                let mut command = Command::new("unshare");
+                command
+                    .args(["--mount", "--", "sh", "-c"])
+                    .arg("mount --bind \"$0\" /etc/hosts && exec \"$@\"")
+                    .arg(hosts)
+                    .arg(env!("CARGO_BIN_EXE_ledger"))
+                    .env_remove("LEDGER_NODE_ID")
+                    .env("HOSTNAME", format!("ledger-{}", node.id));
+                command
+            }
+        };
         command
             .arg("node")
             .env_remove("LEDGER_CONFIG")
-            .env("LEDGER_NODE_ID", node.id.to_string())
             .env("LEDGER_DATA_DIR", self.data_dir(index))
             .env("LEDGER_API_LISTEN", format!("127.0.0.1:{}", node.api_port))
             .env("LEDGER_RPC_LISTEN", format!("127.0.0.1:{}", node.rpc_port))
