@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# The chart, the Dockerfile and Terraform, checked offline (cached venv; ~20 s warm).
+./scripts/validate-deploy.sh
 . scripts/env.sh
 # Always the whole workspace: building a subset unifies features differently and would
 # rebuild RocksDB.

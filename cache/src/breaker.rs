@@ -1,9 +1,11 @@
 //! A circuit breaker in front of Redis: after `failures_max` failures in a row it opens, and
 //! for `cooldown_ms` nobody calls Redis (reads go to local state at once instead of each
 //! waiting out a timeout). Then it half-opens: one caller probes; success closes it, failure
-//! opens it for another cool-down. Lock-free: a few atomics, cheap on every read.
+//! opens it for another cool-down. A probe whose caller vanished without reporting (its
+//! request was dropped) expires after one cool-down, so the breaker can never stick open.
+//! Lock-free: a few atomics, cheap on every read.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Whether a caller may use Redis now.
@@ -25,7 +27,8 @@ pub struct Breaker {
     failures: AtomicU32,
     /// Milliseconds since `origin` until which the breaker is open; 0 while closed.
     open_until_ms: AtomicU64,
-    probing: AtomicBool,
+    /// Milliseconds since `origin` when the current probe started; 0 when none is out.
+    probe_started_ms: AtomicU64,
     opened: AtomicU64,
 }
 
@@ -37,7 +40,7 @@ impl Breaker {
             cooldown_ms,
             failures: AtomicU32::new(0),
             open_until_ms: AtomicU64::new(0),
-            probing: AtomicBool::new(false),
+            probe_started_ms: AtomicU64::new(0),
             opened: AtomicU64::new(0),
         }
     }
@@ -52,22 +55,36 @@ impl Breaker {
         if until == 0 {
             return Permit::Granted;
         }
-        if self.now_ms() < until {
+        let now = self.now_ms();
+        if now < until {
             return Permit::Denied;
         }
-        match self
-            .probing
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-        {
+        let started = self.probe_started_ms.load(Ordering::Acquire);
+        let expired = started != 0 && now.saturating_sub(started) > self.cooldown_ms;
+        if started != 0 && !expired {
+            return Permit::Denied;
+        }
+        match self.probe_started_ms.compare_exchange(
+            started,
+            now,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             Ok(_) => Permit::Probe,
             Err(_) => Permit::Denied,
         }
     }
 
+    /// Whether callers are refused right now, without taking the probe.
+    pub fn is_open(&self) -> bool {
+        let until = self.open_until_ms.load(Ordering::Acquire);
+        until != 0 && self.now_ms() < until
+    }
+
     pub fn success(&self) {
         self.failures.store(0, Ordering::Relaxed);
         self.open_until_ms.store(0, Ordering::Release);
-        self.probing.store(false, Ordering::Release);
+        self.probe_started_ms.store(0, Ordering::Release);
     }
 
     pub fn failure(&self) {
@@ -79,7 +96,7 @@ impl Breaker {
         if was_open || failures >= self.failures_max {
             self.open_until_ms
                 .store(self.now_ms() + self.cooldown_ms, Ordering::Release);
-            self.probing.store(false, Ordering::Release);
+            self.probe_started_ms.store(0, Ordering::Release);
             if !was_open {
                 self.opened.fetch_add(1, Ordering::Relaxed);
             }
@@ -131,6 +148,24 @@ mod tests {
         breaker.success();
         assert_eq!(breaker.state(), "closed");
         assert_eq!(breaker.permit(), Permit::Granted);
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_expires() {
+        let breaker = Breaker::new(1, 30);
+        breaker.failure();
+        assert!(breaker.is_open());
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        assert!(!breaker.is_open(), "peeking takes no probe");
+        assert_eq!(breaker.permit(), Permit::Probe);
+        // Its caller vanished: no success, no failure.
+        assert_eq!(breaker.permit(), Permit::Denied);
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        assert_eq!(
+            breaker.permit(),
+            Permit::Probe,
+            "a new probe after a cool-down"
+        );
     }
 
     #[test]

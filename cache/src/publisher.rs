@@ -23,7 +23,6 @@ use storage::changes::AccountChange;
 use storage::domain::AccountId;
 use tokio::sync::mpsc;
 
-use crate::breaker::Permit;
 use crate::store::Write;
 use crate::Cache;
 
@@ -164,7 +163,7 @@ impl Publisher {
 
     /// Republishes dirty ids, and pages through a full refresh after an overflow.
     async fn repair(&mut self) {
-        if self.cache.breaker.permit() == Permit::Denied {
+        if self.cache.breaker.is_open() {
             return;
         }
         if self.cache.dirty.take_overflow() {

@@ -254,6 +254,12 @@ fn redis_url_alias() -> Env {
         .map(|_| "cache.url".into())
 }
 
+/// A variable Kubernetes injects for a Service named `ledger` (service links), lower-cased
+/// and without the prefix: `port`, `port_8080_tcp...`, `service_host`, `service_port...`.
+fn is_kubernetes_service_link(key: &str) -> bool {
+    key == "port" || key.starts_with("port_") || key.starts_with("service_")
+}
+
 impl NodeConfig {
     pub fn load(file: Option<&Path>) -> Result<NodeConfig, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(NodeConfig::default()));
@@ -268,9 +274,16 @@ impl NodeConfig {
         }
         let config: NodeConfig = figment
             .merge(
-                // LEDGER_LOG (log filter) and LEDGER_CONFIG (file path) are not config keys.
+                // LEDGER_LOG (log filter) and LEDGER_CONFIG (file path) are not config keys,
+                // nor are the variables Kubernetes adds for a Service named `ledger`
+                // (LEDGER_PORT, LEDGER_PORT_8080_TCP_ADDR, LEDGER_SERVICE_HOST, ...).
                 Env::prefixed("LEDGER_")
-                    .filter(|key| key != "log" && key != "config" && key != REDIS_URL_KEY)
+                    .filter(|key| {
+                        key != "log"
+                            && key != "config"
+                            && key != REDIS_URL_KEY
+                            && !is_kubernetes_service_link(key)
+                    })
                     .split("__"),
             )
             .merge(redis_url_alias())

@@ -13,7 +13,7 @@ import json, sys
 info = json.load(sys.stdin)
 print(next("http://" + m["apiAddr"] for m in info["members"] if m["nodeId"] == info["leaderId"]))')
 for i in $(seq 1 "$accounts"); do
-  curl -s -o /dev/null -XPOST "$leader_url/api/v1/accounts" -d "{\"accountId\":\"acc$i\",\"balance\":1000000}"
+  curl -s -o /dev/null -XPOST "$leader_url/api/v1/accounts" -H "content-type: application/json" -d "{\"accountId\":\"acc$i\",\"balance\":1000000}"
 done
 run() { echo "== $1 clients=$2"; wrk -t"$3" -c"$2" -d"${duration}s" --latency -s "$here/transfers.lua" "$leader_url" -- "$accounts" "$1" | grep -E "Requests/sec|50%|99%|Non-2xx"; }
 run uniform 1 1

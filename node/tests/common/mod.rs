@@ -69,7 +69,14 @@ impl Cluster {
     /// resolve to loopback through a private /etc/hosts bind-mounted in a mount namespace
     /// of each node's own (needs root and `unshare`).
     pub async fn start_statefulset() -> Cluster {
-        let mut cluster = Cluster::start_unready(&[]);
+        // What Kubernetes injects for a Service named `ledger`: not config keys.
+        let service_links = [
+            ("LEDGER_PORT", "tcp://10.0.0.10:8080"),
+            ("LEDGER_PORT_8080_TCP_ADDR", "10.0.0.10"),
+            ("LEDGER_SERVICE_HOST", "10.0.0.10"),
+            ("LEDGER_SERVICE_PORT", "8080"),
+        ];
+        let mut cluster = Cluster::start_unready(&service_links);
         let hosts = cluster.dir.path().join("hosts");
         let mut lines = String::from("127.0.0.1 localhost\n");
         for node in &cluster.nodes {
