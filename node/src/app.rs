@@ -54,6 +54,7 @@ impl Application {
             },
             rpc_source_ip: config.rpc_source_ip,
             bootstrap_force: config.bootstrap_force,
+            learner: config.role == crate::config::Role::Learner,
             account_changes: opened.as_ref().map(|opened| opened.sink.clone()),
         };
         let replica =
@@ -87,8 +88,21 @@ impl Application {
         // A planned stop of the leader hands leadership over first, while this node still
         // serves (and forwards): writes pause for about one lease, not one election.
         let replica = self.replica.clone();
+        let learner = match (self.config.role, self.config.advertised()?) {
+            (crate::config::Role::Learner, Some(node)) => {
+                let registration = Registration::new(&self.config, replica.id, node)?;
+                tokio::spawn(registration.clone().join());
+                Some(registration)
+            }
+            _ => None,
+        };
         let shutdown = async move {
             shutdown.await;
+            if let Some(registration) = learner {
+                // A learner leaves when stopped: a scaled-down reader must not linger as a
+                // member the leader keeps replicating to.
+                registration.leave().await;
+            }
             match replica.step_down().await {
                 Ok(Some(leader)) if leader != replica.id => {
                     tracing::info!(leader, "handed leadership over before stopping")
@@ -116,5 +130,74 @@ pub async fn signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
+    }
+}
+
+/// A learner's membership, kept through the voters' REST API: join at start (retrying
+/// until a voter accepts), leave at stop (bounded).
+#[derive(Clone)]
+struct Registration {
+    id: u64,
+    node: storage::LedgerNode,
+    voters: Vec<String>,
+    http: reqwest::Client,
+}
+
+/// How long one join or leave request may take (a join waits for the catch-up).
+const REGISTRATION_TIMEOUT_MS: u64 = 130_000;
+const LEAVE_TIMEOUT_MS: u64 = 5_000;
+const JOIN_RETRY_MS: u64 = 1_000;
+
+impl Registration {
+    fn new(config: &NodeConfig, id: u64, node: storage::LedgerNode) -> anyhow::Result<Registration> {
+        let voters = config
+            .members()?
+            .values()
+            .map(|member| format!("http://{}", member.api_addr))
+            .collect();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(REGISTRATION_TIMEOUT_MS))
+            .build()?;
+        Ok(Registration {
+            id,
+            node,
+            voters,
+            http,
+        })
+    }
+
+    async fn join(self) {
+        let body = serde_json::json!({"nodeId": self.id, "rpcAddr": self.node.rpc_addr,
+            "apiAddr": self.node.api_addr, "voter": false});
+        for attempt in 0u64.. {
+            let voter = &self.voters[attempt as usize % self.voters.len()];
+            let url = format!("{voter}/api/v1/cluster/members");
+            match self.http.post(&url).json(&body).send().await {
+                Ok(response) if response.status().is_success() => {
+                    tracing::info!(via = %voter, "joined the cluster as a learner");
+                    return;
+                }
+                Ok(response) => tracing::warn!(via = %voter, status = %response.status(), "join refused; retrying"),
+                Err(error) => tracing::warn!(via = %voter, %error, "join failed; retrying"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(JOIN_RETRY_MS)).await;
+        }
+    }
+
+    async fn leave(&self) {
+        for voter in &self.voters {
+            let url = format!("{voter}/api/v1/cluster/members/{}", self.id);
+            let request = self
+                .http
+                .delete(&url)
+                .timeout(std::time::Duration::from_millis(LEAVE_TIMEOUT_MS));
+            if let Ok(response) = request.send().await {
+                if response.status().is_success() {
+                    tracing::info!(via = %voter, "left the cluster");
+                    return;
+                }
+            }
+        }
+        tracing::warn!("could not leave the cluster; remove this learner by hand");
     }
 }

@@ -36,6 +36,17 @@ pub struct NodeConfig {
     /// is fresh (an unreachable peer might hold a cluster already). `true` bootstraps
     /// without the unreachable ones: only for a first start where some peers cannot come.
     pub bootstrap_force: bool,
+    /// `voter` (one of `peers`) or `learner`: a read replica that is not in `peers`, joins
+    /// through the membership API at start (as a learner: it never votes), serves local
+    /// and cached reads, forwards the rest, and leaves the membership when stopped. The
+    /// tier a HorizontalPodAutoscaler may scale (see the Helm chart's `readers`).
+    pub role: Role,
+    /// Added to the hostname's ordinal when `node_id` is absent, so a second StatefulSet
+    /// (the readers) gets ids apart from the voters'.
+    pub node_id_base: u64,
+    /// How others reach this node, `RPC_HOST:PORT/API_HOST:PORT`: required for a learner
+    /// (a voter's is its `peers` entry).
+    pub advertise: Option<String>,
     pub raft: RaftSettings,
     pub batch: BatchSettings,
     pub http: HttpSettings,
@@ -236,6 +247,9 @@ impl Default for NodeConfig {
             peers: "0=127.0.0.1:8180/127.0.0.1:8080".into(),
             verify_own_peer_entry: true,
             bootstrap_force: false,
+            role: Role::Voter,
+            node_id_base: 0,
+            advertise: None,
             raft: RaftSettings::default(),
             batch: BatchSettings::default(),
             http: HttpSettings::default(),
@@ -260,6 +274,14 @@ fn is_kubernetes_service_link(key: &str) -> bool {
     key == "port" || key.starts_with("port_") || key.starts_with("service_")
 }
 
+/// Whether this node votes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Voter,
+    Learner,
+}
+
 impl NodeConfig {
     pub fn load(file: Option<&Path>) -> Result<NodeConfig, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(NodeConfig::default()));
@@ -282,7 +304,7 @@ impl NodeConfig {
                         key != "log"
                             && key != "config"
                             && key != REDIS_URL_KEY
-                            && !is_kubernetes_service_link(key)
+                            && !is_kubernetes_service_link(key.as_str())
                     })
                     .split("__"),
             )
@@ -299,14 +321,31 @@ impl NodeConfig {
             .map_err(|error| invalid(error.to_string()))?;
         let members = self.members()?;
         let id = self.id()?;
-        let Some(own) = members.get(&id) else {
-            return Err(invalid(format!(
-                "node_id {id} is not among peers {}",
-                self.peers
-            )));
-        };
-        if self.verify_own_peer_entry {
-            self.check_own_peer_entry(id, own)?;
+        match self.role {
+            Role::Voter => {
+                let Some(own) = members.get(&id) else {
+                    return Err(invalid(format!(
+                        "node_id {id} is not among peers {}",
+                        self.peers
+                    )));
+                };
+                if self.verify_own_peer_entry {
+                    self.check_own_peer_entry(id, own)?;
+                }
+            }
+            Role::Learner => {
+                if members.contains_key(&id) {
+                    return Err(invalid(format!(
+                        "node_id {id} is a voter in peers; a learner joins the voters named there"
+                    )));
+                }
+                let own = self.advertised()?.ok_or_else(|| {
+                    invalid("a learner needs advertise = \"RPC_HOST:PORT/API_HOST:PORT\"")
+                })?;
+                if self.verify_own_peer_entry {
+                    self.check_own_peer_entry(id, &own)?;
+                }
+            }
         }
         self.validate_raft()?;
         self.validate_batch()?;
@@ -488,6 +527,29 @@ impl NodeConfig {
         check("API", &own.api_addr, "api_listen", self.api_listen)
     }
 
+    /// How others reach this node, from `advertise`.
+    pub fn advertised(&self) -> Result<Option<LedgerNode>, ConfigError> {
+        let Some(text) = &self.advertise else {
+            return Ok(None);
+        };
+        let (rpc_addr, api_addr) = text
+            .split_once('/')
+            .ok_or_else(|| invalid("advertise must be RPC_HOST:PORT/API_HOST:PORT"))?;
+        for addr in [rpc_addr, api_addr] {
+            if addr
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse::<u16>().ok())
+                .is_none()
+            {
+                return Err(invalid("advertise must be RPC_HOST:PORT/API_HOST:PORT"));
+            }
+        }
+        Ok(Some(LedgerNode {
+            rpc_addr: rpc_addr.to_owned(),
+            api_addr: api_addr.to_owned(),
+        }))
+    }
+
     pub fn id(&self) -> Result<u64, ConfigError> {
         if let Some(id) = self.node_id {
             return Ok(id);
@@ -497,12 +559,15 @@ impl NodeConfig {
             .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
             .unwrap_or_default();
         let ordinal = hostname.trim().rsplit('-').next().unwrap_or_default();
-        ordinal.parse().map_err(|_| {
+        let ordinal: u64 = ordinal.parse().map_err(|_| {
             invalid(format!(
                 "node_id is not set and hostname '{}' ends in no -N ordinal",
                 hostname.trim()
             ))
-        })
+        })?;
+        self.node_id_base
+            .checked_add(ordinal)
+            .ok_or_else(|| invalid("node_id_base + ordinal overflows"))
     }
 
     /// Parses `peers` into the member map.

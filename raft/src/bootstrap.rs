@@ -53,6 +53,9 @@ pub struct ReplicaConfig {
     /// Where the state machine hands changed accounts after apply (the read cache's
     /// publisher), if anywhere.
     pub account_changes: Option<storage::changes::ChangeSink>,
+    /// A learner: not one of `members` (the voters); it never bootstraps or votes, and
+    /// joins through the membership API.
+    pub learner: bool,
 }
 
 /// Starts the replica and its gRPC server on `rpc_listener`; the server stops when
@@ -63,8 +66,8 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Arc<Replica>> {
     assert!(
-        config.members.contains_key(&config.id),
-        "a node is one of its members"
+        config.members.contains_key(&config.id) != config.learner,
+        "a voter is one of its members, a learner is not"
     );
     std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::Storage(e.to_string()))?;
     // The database and the current snapshot file live side by side under the data dir.
@@ -126,7 +129,7 @@ pub async fn start(
     if fresh {
         tokio::spawn(rejoin_when_caught_up(replica.clone()));
         let lowest = *config.members.keys().next().expect("at least one member");
-        if config.id == lowest {
+        if config.id == lowest && !config.learner {
             let members = config.members.clone();
             let force = config.bootstrap_force;
             let bootstrapper = replica.clone();

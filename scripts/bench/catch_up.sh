@@ -76,7 +76,8 @@ paused_at="$(info "$follower" lastLogIndex)"
 kill -STOP "${pids[$follower]}"
 
 cat >"$work/create.lua" <<'LUA'
--- Each thread creates its share of accounts with unique ids, then stops.
+-- Each thread creates its share of accounts with unique ids, then stops and leaves a
+-- marker file (wrk itself runs for its whole duration unless interrupted).
 local threads = {}
 function setup(thread)
   thread:set("id", #threads)
@@ -84,6 +85,7 @@ function setup(thread)
 end
 function init(args)
   quota = tonumber(args[1])
+  markers = args[2]
   created, sent, failed = 0, 0, 0
 end
 function request()
@@ -93,6 +95,9 @@ function request()
 end
 function response(status, headers, body)
   if status == 201 then created = created + 1 else failed = failed + 1 end
+  if created == quota then
+    io.open(markers .. "/done-" .. id, "w"):close()
+  end
   if created >= quota then wrk.thread:stop() end
 end
 function done(summary, latency, requests)
@@ -105,12 +110,22 @@ function done(summary, latency, requests)
 end
 LUA
 quota=$(( (accounts + threads - 1) / threads ))
+mkdir "$work/markers"
 echo "growing the state by $accounts accounts through node $leader ($connections connections)..."
 grow_start="$(now)"
 wrk -t"$threads" -c"$connections" -d"${grow_secs_max}s" --timeout 30s -s "$work/create.lua" \
-  "$(url "$leader" "")" -- "$quota" | grep -E "created|Requests/sec"
+  "$(url "$leader" "")" -- "$quota" "$work/markers" >"$work/wrk.out" 2>&1 &
+wrk_pid=$!
+while kill -0 "$wrk_pid" 2>/dev/null \
+  && [ "$(find "$work/markers" -name 'done-*' | wc -l)" -lt "$threads" ]; do
+  sleep 0.5
+done
+kill -INT "$wrk_pid" 2>/dev/null || true
+wait "$wrk_pid" || true
 grow_end="$(now)"
-echo "grown in $(elapsed "$grow_start" "$grow_end") s"
+grep -E "created" "$work/wrk.out" || { cat "$work/wrk.out"; exit 1; }
+grow_secs="$(elapsed "$grow_start" "$grow_end")"
+echo "grown in $grow_secs s ($(python3 -c "import sys; print(int($accounts / max(float(sys.argv[1]), 0.1)))" "$grow_secs") accounts/s)"
 
 deadline=$((SECONDS + 120))
 until [ "$(info "$leader" purgedIndex)" != "" ] && [ "$(info "$leader" purgedIndex)" -gt "$paused_at" ]; do
@@ -160,5 +175,5 @@ for i in 0 1 2; do
   echo "  node $i ($role): $(peak_rss "${pids[$i]}")"
 done
 for i in 0 1 2; do
-  curl -sf --max-time 60 "$(url "$i" /api/v1/admin/audit)" | python3 -c 'import json,sys; a=json.load(sys.stdin); print(f"  audit node {a["nodeId"]}: index {a["appliedIndex"]} accounts {a["accounts"]} conserved {a["conserved"]} digest {a["digest"]}")' || true
+  curl -sf --max-time 60 "$(url "$i" /api/v1/admin/audit)" | python3 -c 'import json,sys; a=json.load(sys.stdin); print("  audit node %s: index %s, %s accounts, conserved %s, digest %s" % (a["nodeId"], a["appliedIndex"], a["accounts"], a["conserved"], a["digest"]))' || true
 done

@@ -21,6 +21,8 @@ pub struct Node {
     pub api_port: u16,
     pub rpc_port: u16,
     pub process: Option<Child>,
+    /// A read replica: joins as a learner through the membership API.
+    pub learner: bool,
 }
 
 pub struct Cluster {
@@ -105,6 +107,7 @@ impl Cluster {
                 api_port: free_port(),
                 rpc_port: free_port(),
                 process: None,
+                learner: false,
             })
             .collect();
         let http = reqwest::Client::builder()
@@ -149,11 +152,28 @@ impl Cluster {
             api_port: free_port(),
             rpc_port: free_port(),
             process: None,
+            learner: false,
         };
         self.peers = format!(
             "{},{}=127.0.0.1:{}/127.0.0.1:{}",
             self.peers, id, node.rpc_port, node.api_port
         );
+        self.nodes.push(node);
+        let index = self.nodes.len() - 1;
+        self.spawn(index);
+        index
+    }
+
+    /// Starts a read replica (`role = learner`, id from 100 up): it is not in the voters'
+    /// peer list, and joins through the membership API by itself. Returns its index.
+    pub fn add_learner(&mut self) -> usize {
+        let node = Node {
+            id: 100 + self.nodes.len() as u64,
+            api_port: free_port(),
+            rpc_port: free_port(),
+            process: None,
+            learner: true,
+        };
         self.nodes.push(node);
         let index = self.nodes.len() - 1;
         self.spawn(index);
@@ -207,6 +227,12 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
+        if node.learner {
+            command.env("LEDGER_ROLE", "learner").env(
+                "LEDGER_ADVERTISE",
+                format!("127.0.0.1:{}/127.0.0.1:{}", node.rpc_port, node.api_port),
+            );
+        }
         for (key, value) in &self.extra_env {
             command.env(key, value);
         }
