@@ -2,6 +2,8 @@
 # Installs what a fresh Debian machine lacks to build and test ledger. Idempotent.
 # - libclang: bindgen generates RocksDB's bindings at build time (protoc is vendored).
 # - iptables, faketime: the Jepsen harness's partition/loss and clock-skew nemeses.
+# - redis-server, openssl: the account-read cache's tests start their own Redis, one with
+#   TLS (node/tests/cache.rs).
 set -euo pipefail
 
 need=()
@@ -17,6 +19,8 @@ fi
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing; install Rust first (rustup)" >&2; exit 1; }
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -226,8 +226,10 @@ fn populations(
         .zip(&read.value)
         .filter_map(|((id, entry), account)| {
             let account = account.as_ref()?;
+            // Older, or the same version written too long ago; never over a newer one.
             let behind = entry.as_ref().map_or(true, |e| {
-                e.version < read.applied_index || !freshness.accepts(e)
+                e.version < read.applied_index
+                    || (e.version == read.applied_index && !freshness.accepts(e))
             });
             behind.then(|| Write {
                 id: id.clone(),
@@ -283,8 +285,8 @@ mod tests {
         };
         let writes = populations(&ids, &entries, &read, freshness);
         let written: Vec<&str> = writes.iter().map(|w| w.id.as_str()).collect();
-        // a: missing; b: newer than the read, kept; c: older; d: absent, never written;
-        // e: same version and young, kept.
+        // a: missing; b: newer than the read (though too old), kept; c: older; d: absent,
+        // never written; e: same version and young, kept.
         assert_eq!(written, vec!["a", "c"]);
         assert!(writes.iter().all(|w| w.version == 7));
     }

@@ -186,6 +186,7 @@ async fn start(
         Fault::Kill | Fault::KillLeader => {
             let node = if fault == Fault::Kill { random } else { leader };
             db.kill(node);
+            net.node_down(node);
             json!({"node": node}).into()
         }
         Fault::Pause => {
@@ -231,6 +232,9 @@ async fn start(
 /// Heals every fault: network, processes and clocks.
 pub async fn heal_all(db: &Mutex<Db>, net: &Net) -> anyhow::Result<()> {
     net.heal()?;
+    for node in 0..NODES {
+        net.node_up(node);
+    }
     db.lock().await.heal()?;
     Ok(())
 }

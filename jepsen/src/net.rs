@@ -25,6 +25,8 @@ use crate::topology::{Mode, Topology};
 const PROXY_CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks read but not yet written (held for the delay) per direction of a connection.
 const PROXY_CHUNKS_QUEUED_MAX: usize = 256;
+/// Pause before binding a proxy's port again after a failed attempt.
+const PROXY_REBIND_MS: u64 = 20;
 
 #[derive(Default)]
 pub struct NetState {
@@ -41,6 +43,9 @@ pub struct Net {
     /// Proxy port of each node, and each node's Raft port.
     proxy_ports: Vec<u16>,
     rpc_ports: Vec<u16>,
+    /// Whether each node's process runs: a proxy listens only while it does, so that a
+    /// peer connecting to a killed node is refused, as it would be without the proxy.
+    up: Vec<tokio::sync::watch::Sender<bool>>,
     torn_down: std::sync::atomic::AtomicBool,
 }
 
@@ -63,6 +68,7 @@ impl Net {
     pub async fn start(db: &Db) -> anyhow::Result<Net> {
         let state = Arc::new(NetState::default());
         let topology = db.topology.clone();
+        let mut up = Vec::new();
         for node in 0..NODES {
             let listen = SocketAddr::new(
                 IpAddr::V4(topology.proxy_ips[node]),
@@ -71,8 +77,10 @@ impl Net {
             let target =
                 SocketAddr::new(IpAddr::V4(topology.node_ips[node]), db.nodes[node].rpc_port);
             let listener = TcpListener::bind(listen).await?;
+            let (running, watch) = tokio::sync::watch::channel(true);
+            up.push(running);
             tokio::spawn(proxy(
-                listener,
+                (listener, listen, watch),
                 node,
                 target,
                 topology.clone(),
@@ -95,8 +103,21 @@ impl Net {
             chain,
             proxy_ports,
             rpc_ports,
+            up,
             torn_down: Default::default(),
         })
+    }
+
+    /// The node's process was killed: its proxy stops listening, so peers' connections
+    /// are refused (a proxy that accepted them would turn a refusal into a closed
+    /// connection, which a caller must treat as a possibly delivered request).
+    pub fn node_down(&self, node: usize) {
+        let _ = self.up[node].send(false);
+    }
+
+    /// The node is about to run again: its proxy listens again.
+    pub fn node_up(&self, node: usize) {
+        let _ = self.up[node].send(true);
     }
 
     pub fn mechanism(&self) -> &'static str {
@@ -254,12 +275,49 @@ fn node_of(topology: &Topology, ip: IpAddr) -> Option<usize> {
     (0..NODES).find(|n| IpAddr::V4(topology.node_ips[*n]) == ip)
 }
 
+/// Relays connections to node `to` while it runs; while it is down, nothing listens.
 async fn proxy(
-    listener: TcpListener,
+    (listener, listen, mut up): (TcpListener, SocketAddr, tokio::sync::watch::Receiver<bool>),
     to: usize,
     target: SocketAddr,
     topology: Arc<Topology>,
     state: Arc<NetState>,
+) {
+    let mut listener = Some(listener);
+    loop {
+        let current = match listener.take() {
+            Some(current) => current,
+            None => {
+                if up.wait_for(|running| *running).await.is_err() {
+                    return;
+                }
+                match TcpListener::bind(listen).await {
+                    Ok(current) => current,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(PROXY_REBIND_MS)).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = serve(&current, to, target, &topology, &state) => return,
+            down = up.wait_for(|running| !*running) => {
+                if down.is_err() {
+                    return;
+                }
+            }
+        }
+        // `current` is dropped here: connections are refused until the node runs again.
+    }
+}
+
+async fn serve(
+    listener: &TcpListener,
+    to: usize,
+    target: SocketAddr,
+    topology: &Arc<Topology>,
+    state: &Arc<NetState>,
 ) {
     let keep_source = topology.mode == Mode::Loopback;
     loop {

@@ -304,7 +304,7 @@ impl NodeConfig {
                         key != "log"
                             && key != "config"
                             && key != REDIS_URL_KEY
-                            && !is_kubernetes_service_link(key.as_str())
+                            && !is_kubernetes_service_link(&key.as_str().to_ascii_lowercase())
                     })
                     .split("__"),
             )
@@ -746,20 +746,19 @@ mod tests {
 
     #[test]
     fn snapshot_chunks_and_their_timeout_are_bounded() {
-        for (key, set) in [
-            ("raft.install_snapshot_timeout_ms", |c: &mut NodeConfig| {
+        let cases: [(&str, fn(&mut NodeConfig)); 4] = [
+            ("raft.install_snapshot_timeout_ms", |c| {
                 c.raft.install_snapshot_timeout_ms = 99
-            }) as (&str, fn(&mut NodeConfig)),
+            }),
             ("raft.install_snapshot_timeout_ms", |c| {
                 c.raft.install_snapshot_timeout_ms = u64::MAX
             }),
-            ("raft.snapshot_chunk_bytes", |c| {
-                c.raft.snapshot_chunk_bytes = 0
-            }),
+            ("raft.snapshot_chunk_bytes", |c| c.raft.snapshot_chunk_bytes = 0),
             ("raft.snapshot_chunk_bytes", |c| {
                 c.raft.snapshot_chunk_bytes = 8 * 1024 * 1024 + 1
             }),
-        ] {
+        ];
+        for (key, set) in cases {
             let mut config = config();
             set(&mut config);
             refused(&config, key);

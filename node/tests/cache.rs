@@ -4,7 +4,8 @@
 //! refills, and a deleted account leaves no entry behind.
 //!
 //! Each test starts its own redis-server on a free port with a private directory and no
-//! persistence, and kills it by PID on drop. The tests run one at a time (each is a whole
+//! persistence, and kills it by PID on drop. One runs it with TLS and a password (certificates
+//! made with openssl, trusted through `SSL_CERT_FILE`), as ElastiCache is run. The tests run one at a time (each is a whole
 //! cluster on a 2-core machine, and one asserts per-request latency bounds).
 
 mod common;
@@ -53,24 +54,59 @@ struct Redis {
     port: u16,
     dir: TempDir,
     process: Option<Child>,
+    /// TLS on `port` (no plain port) with this password: `rediss://` and AUTH.
+    tls_password: Option<String>,
 }
 
 impl Redis {
     async fn start() -> Redis {
+        Redis::start_with(None).await
+    }
+
+    async fn start_with(tls_password: Option<&str>) -> Redis {
         let mut redis = Redis {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             process: None,
+            tls_password: tls_password.map(str::to_owned),
         };
+        if redis.tls_password.is_some() {
+            make_certificates(redis.dir.path());
+        }
         redis.spawn().await;
         redis
+    }
+
+    fn args(&self) -> Vec<String> {
+        let port = self.port.to_string();
+        let Some(password) = &self.tls_password else {
+            return vec!["--port".into(), port];
+        };
+        let file = |name: &str| self.dir.path().join(name).display().to_string();
+        vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port,
+            "--tls-cert-file".into(),
+            file("server.pem"),
+            "--tls-key-file".into(),
+            file("server.key"),
+            "--tls-ca-cert-file".into(),
+            file("ca.pem"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+            "--requirepass".into(),
+            password.clone(),
+        ]
     }
 
     /// Starts (again) on the same port, empty.
     async fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("redis.log")).unwrap();
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(self.args())
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -88,7 +124,14 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.tls_password {
+            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(password) => format!("rediss://:{password}@127.0.0.1:{}", self.port),
+        }
+    }
+
+    fn ca_file(&self) -> String {
+        self.dir.path().join("ca.pem").display().to_string()
     }
 
     fn pid(&self) -> Pid {
@@ -117,8 +160,25 @@ impl Redis {
     }
 
     async fn ping(&self) -> redis::RedisResult<String> {
+        if self.tls_password.is_some() {
+            return self.ping_tls();
+        }
         let mut connection = self.connection().await?;
         redis::cmd("PING").query_async(&mut connection).await
+    }
+
+    /// Through redis-cli, which checks the certificate against the test CA itself.
+    fn ping_tls(&self) -> redis::RedisResult<String> {
+        let output = Command::new("redis-cli")
+            .args(["--tls", "--cacert", &self.ca_file(), "--no-auth-warning"])
+            .args(["-a", self.tls_password.as_deref().unwrap()])
+            .args(["-p", &self.port.to_string(), "ping"])
+            .output()?;
+        let answer = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        match answer.as_str() {
+            "PONG" => Ok(answer),
+            _ => Err(std::io::Error::other(answer).into()),
+        }
     }
 
     /// The raw value under `key`.
@@ -130,6 +190,69 @@ impl Redis {
             .await
             .unwrap()
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 under `dir`, made with openssl.
+fn make_certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl is installed");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=ledger-test-ca",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
 }
 
 impl Drop for Redis {
@@ -715,6 +838,23 @@ async fn staleness_bounds_headers_and_modes() {
     ] {
         let answer = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(answer.status().as_u16(), 400, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_a_password_work_as_elasticache_needs() {
+    let _serial = one_at_a_time();
+    let redis = Redis::start_with(Some("s3cret")).await;
+    let mut env = cache_env(&redis);
+    env.push(("SSL_CERT_FILE".into(), redis.ca_file()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let cluster = Cluster::start(&env).await;
+    let leader = cluster.leader().await;
+    cluster.create_account(leader, "secure", "3").await;
+    let http = client();
+    for base in bases(&cluster) {
+        let read = wait_served_from_cache(&http, &base, "secure").await;
+        assert_eq!(read.balance, Some(Decimal::new(3, 0)));
     }
 }
 

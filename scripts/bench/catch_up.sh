@@ -127,6 +127,16 @@ grep -E "created" "$work/wrk.out" || { cat "$work/wrk.out"; exit 1; }
 grow_secs="$(elapsed "$grow_start" "$grow_end")"
 echo "grown in $grow_secs s ($(python3 -c "import sys; print(int($accounts / max(float(sys.argv[1]), 0.1)))" "$grow_secs") accounts/s)"
 
+# Requests still in the leader's pipeline when wrk stopped: wait until its log is still.
+deadline=$((SECONDS + 60))
+previous=""
+while true; do
+  current="$(info "$leader" appliedIndex)"
+  [ "$current" = "$previous" ] && break
+  [ "$SECONDS" -lt "$deadline" ] || { echo "the leader's log kept growing: $previous -> $current" >&2; break; }
+  previous="$current"
+  sleep 2
+done
 deadline=$((SECONDS + 120))
 until [ "$(info "$leader" purgedIndex)" != "" ] && [ "$(info "$leader" purgedIndex)" -gt "$paused_at" ]; do
   [ "$SECONDS" -lt "$deadline" ] || { echo "the leader never purged past $paused_at: no snapshot needed" >&2; KEEP=1; exit 1; }
@@ -173,6 +183,11 @@ echo "peak RSS (VmHWM, KiB) after catch-up:"
 for i in 0 1 2; do
   role="follower"; [ "$i" = "$leader" ] && role="leader"; [ "$i" = "$follower" ] && role="caught-up follower"
   echo "  node $i ($role): $(peak_rss "${pids[$i]}")"
+done
+deadline=$((SECONDS + 60))
+until [ "$(info 0 appliedIndex)" = "$(info 1 appliedIndex)" ] && [ "$(info 1 appliedIndex)" = "$(info 2 appliedIndex)" ]; do
+  [ "$SECONDS" -lt "$deadline" ] || { echo "nodes are at different indexes" >&2; break; }
+  sleep 0.5
 done
 for i in 0 1 2; do
   curl -sf --max-time 60 "$(url "$i" /api/v1/admin/audit)" | python3 -c 'import json,sys; a=json.load(sys.stdin); print("  audit node %s: index %s, %s accounts, conserved %s, digest %s" % (a["nodeId"], a["appliedIndex"], a["accounts"], a["conserved"], a["digest"]))' || true

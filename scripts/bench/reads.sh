@@ -10,13 +10,22 @@ cd "$(dirname "$0")/../.."
 accounts="${ACCOUNTS:-1000}"
 duration="${DURATION:-10}"
 connections="${CONNECTIONS:-64}"
-base_port="${BASE_PORT:-18080}"
-redis_port="${REDIS_PORT:-16390}"
+base_port="${BASE_PORT:-28080}"
+redis_port="${REDIS_PORT:-26390}"
 ledger="$CARGO_TARGET_DIR/debug/ledger"
 for tool in wrk redis-server curl python3; do
   command -v "$tool" >/dev/null || { echo "reads.sh: install $tool first" >&2; exit 1; }
 done
 [ -x "$ledger" ] || { echo "reads.sh: build first (cargo build --workspace --all-targets)" >&2; exit 1; }
+
+# Never drive someone else's cluster: every port must be free before we start.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in "$redis_port" $(seq "$base_port" $((base_port + 2))) $(seq $((base_port + 100)) $((base_port + 102))); do
+  if port_in_use "$port"; then
+    echo "reads.sh: port $port is in use; choose others with BASE_PORT= and REDIS_PORT=" >&2
+    exit 1
+  fi
+done
 
 work="$(mktemp -d)"
 pids=()
@@ -32,7 +41,8 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --d
 pids+=($!)
 LEDGER_REDIS_URL="redis://127.0.0.1:$redis_port" "$ledger" dev --data-dir "$work/ledger" \
   --base-port "$base_port" > "$work/dev.log" 2>&1 &
-pids+=($!)
+dev_pid=$!
+pids+=("$dev_pid")
 
 node_url() { echo "http://127.0.0.1:$((base_port + $1))"; }
 for _ in $(seq 1 600); do
@@ -41,7 +51,8 @@ for _ in $(seq 1 600); do
   [ "$ready" -eq 3 ] && break
   sleep 0.1
 done
-[ "$ready" -eq 3 ] || { echo "reads.sh: cluster not ready; see $work/dev.log" >&2; exit 1; }
+[ "$ready" -eq 3 ] && kill -0 "$dev_pid" 2>/dev/null \
+  || { echo "reads.sh: cluster not ready; see $work/dev.log" >&2; cat "$work/dev.log" >&2; exit 1; }
 leader=$(curl -sf "$(node_url 0)/api/v1/cluster" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leaderId"])')
 follower=$(( (leader + 1) % 3 ))
 echo "leader: node $leader; reads go to follower node $follower unless said otherwise"

@@ -25,6 +25,20 @@ Kept short enough that "<fullname>-headless" and pod names ("<fullname>-N") fit 
 {{- printf "%s-headless" (include "ledger.fullname" .) }}
 {{- end }}
 
+{{/* The readers' StatefulSet (pods "<fullname>-reader-N"), its headless Service (their
+stable DNS names, which they advertise) and the client Service over ready readers. */}}
+{{- define "ledger.readerName" -}}
+{{- printf "%s-reader" (include "ledger.fullname" .) }}
+{{- end }}
+
+{{- define "ledger.readerHeadless" -}}
+{{- printf "%s-reader-headless" (include "ledger.fullname" .) }}
+{{- end }}
+
+{{- define "ledger.readService" -}}
+{{- printf "%s-read" (include "ledger.fullname" .) }}
+{{- end }}
+
 {{- define "ledger.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -48,6 +62,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/name: {{ include "ledger.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: voter
+{{- end }}
+
+{{/* The readers' (read replicas, Raft learners) selector labels. */}}
+{{- define "ledger.readerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "ledger.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: reader
 {{- end }}
 
 {{- define "ledger.archiverSelectorLabels" -}}
@@ -114,6 +135,16 @@ ordinal (the binary reads it from the hostname's -N suffix), so entry N is pod N
 {{- join "," $entries }}
 {{- end }}
 
+{{/*
+LEDGER_ADVERTISE of a reader: RPC_HOST:PORT/API_HOST:PORT under the readers' headless
+Service. $(POD_NAME) is expanded by the kubelet from the container's POD_NAME variable
+(the downward API), which must come before LEDGER_ADVERTISE in the env list.
+*/}}
+{{- define "ledger.readerAdvertise" -}}
+{{- $host := printf "$(POD_NAME).%s.%s.svc.%s" (include "ledger.readerHeadless" .) .Release.Namespace .Values.clusterDomain }}
+{{- printf "%s:%d/%s:%d" $host (int .Values.ports.rpc) $host (int .Values.ports.api) }}
+{{- end }}
+
 {{/* The voters' API addresses, HOST:PORT comma-separated (the archiver's source). */}}
 {{- define "ledger.apiAddresses" -}}
 {{- $root := . }}
@@ -130,8 +161,22 @@ ordinal (the binary reads it from the hostname's -N suffix), so entry N is pod N
 {{- if not (or (eq $replicas 1) (eq $replicas 3) (eq $replicas 5)) }}
 {{- fail (printf "replicaCount must be 1, 3 or 5 voters (got %d): an even count adds no fault tolerance, and changing it on a running cluster is a membership change (README \"Operations\")" $replicas) }}
 {{- end }}
-{{- if .Values.gateway.enabled }}
-{{- fail "gateway.enabled: the binary has no stateless gateway mode yet, so there is nothing to deploy or autoscale (README \"Operations\")" }}
+{{- with .Values.gateway }}
+{{- if .enabled }}
+{{- fail "gateway.enabled was removed: the autoscaled tier is the read replicas, readers.enabled (README \"Operations\", Scale)" }}
+{{- end }}
+{{- end }}
+{{- if .Values.readers.enabled }}
+{{- $r := .Values.readers }}
+{{- if lt (int64 $r.nodeIdBase) (int64 $replicas) }}
+{{- fail (printf "readers.nodeIdBase (%d) must be at least replicaCount (%d): reader ids (nodeIdBase + ordinal) must never be a voter's" (int64 $r.nodeIdBase) $replicas) }}
+{{- end }}
+{{- if lt (int $r.autoscaling.minReplicas) 1 }}
+{{- fail "readers.autoscaling.minReplicas must be at least 1" }}
+{{- end }}
+{{- if lt (int $r.autoscaling.maxReplicas) (int $r.autoscaling.minReplicas) }}
+{{- fail "readers.autoscaling.maxReplicas must be at least readers.autoscaling.minReplicas" }}
+{{- end }}
 {{- end }}
 {{- if and .Values.archiver.enabled (not .Values.archiver.database.existingSecret) }}
 {{- fail "archiver.enabled needs archiver.database.existingSecret: a Secret holding the PostgreSQL URL" }}

@@ -88,7 +88,15 @@ impl Cluster {
         cluster.peers = cluster
             .nodes
             .iter()
-            .map(|n| format!("{}={host}:{}/{host}:{}", n.id, n.rpc_port, n.api_port, host = pod_host(n.id)))
+            .map(|n| {
+                format!(
+                    "{}={host}:{}/{host}:{}",
+                    n.id,
+                    n.rpc_port,
+                    n.api_port,
+                    host = pod_host(n.id)
+                )
+            })
             .collect::<Vec<_>>()
             .join(",");
         cluster.statefulset_hosts = Some(hosts);
