@@ -165,14 +165,23 @@ impl Replica {
         self.stepping_down.store(true, Ordering::Relaxed);
         self.raft.runtime_config().heartbeat(false);
         let mut metrics = self.raft.metrics();
+        let lease_ms = self.election_timers.stale_ms();
         let handed_over = tokio::time::timeout(Duration::from_millis(STEP_DOWN_TIMEOUT_MS), async {
             loop {
-                let leader = metrics.borrow_and_update().current_leader;
+                let (leader, quorum_silence_ms) = {
+                    let m = metrics.borrow_and_update();
+                    (m.current_leader, m.millis_since_quorum_ack)
+                };
                 if leader.is_some_and(|leader| leader != self.id) {
                     return leader;
                 }
-                if metrics.changed().await.is_err() {
+                // Nobody is left to take over (the whole cluster is stopping): stop waiting.
+                if quorum_silence_ms.is_some_and(|ms| ms > 3 * lease_ms) {
                     return None;
+                }
+                tokio::select! {
+                    changed = metrics.changed() => if changed.is_err() { return None },
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
                 }
             }
         })
