@@ -9,6 +9,7 @@ pub mod gate;
 pub mod http;
 pub mod input;
 pub mod members;
+pub mod metrics;
 pub mod json;
 pub mod routes;
 pub mod timestamp;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub audit_gate: Arc<gate::ScanGate>,
     /// The Redis account-read cache behind `consistency=cached`, when configured.
     pub cache: Option<Arc<cache::Cache>>,
+    /// This node's HTTP (and process) metrics, served with the replica's at `/metrics`.
+    pub metrics: Arc<metrics::HttpMetrics>,
 }
 
 impl AppState {
@@ -71,6 +74,7 @@ impl AppState {
             limits,
             audit_gate: gate::ScanGate::new("audit scan", limits.audit_interval_ms_min),
             cache: None,
+            metrics: Arc::new(metrics::HttpMetrics::new()),
         }
     }
 
@@ -83,7 +87,11 @@ impl AppState {
 /// Every route with the HTTP boundary in front (see [`http::layered`]).
 pub fn router(state: AppState) -> Router {
     let limits = state.limits;
-    http::layered(api_routes(state.clone()), health_routes(state), limits)
+    let metrics = state.metrics.clone();
+    // Outermost: every answer is timed, refusals of the boundary included.
+    http::layered(api_routes(state.clone()), health_routes(state), limits).layer(
+        axum::middleware::from_fn_with_state(metrics, metrics::track),
+    )
 }
 
 /// The routes that do work, and the fallback.
@@ -120,10 +128,11 @@ fn api_routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Probes: cheap, and kept answerable when the work routes shed load.
+/// Probes and `/metrics`: cheap, and kept answerable when the work routes shed load.
 fn health_routes(state: AppState) -> Router {
     Router::new()
         .route("/health/live", get(routes::live))
         .route("/health/ready", get(routes::ready))
+        .route("/metrics", get(metrics::scrape))
         .with_state(state)
 }

@@ -74,7 +74,9 @@ pub async fn start(
     let db = storage::db::open(&config.data_dir.join("rocksdb"))?;
     let fresh = storage_is_fresh(&db)?;
     let identity = Arc::new(Identity::load(db.clone(), fresh)?);
-    let log_store = LogStore::new(db.clone());
+    let metrics = Arc::new(crate::metrics::RaftMetrics::new());
+    let log_store =
+        LogStore::new(db.clone()).with_sync_histogram(metrics.log_sync_duration_seconds.clone());
     let committed_index = log_store.committed_index();
     let election_timers = ElectionTimers {
         lease_ms: config.raft.election_timeout_max,
@@ -107,7 +109,7 @@ pub async fn start(
     .map_err(|e| Error::Fatal(e.to_string()))?;
     // Elections are started by the pre-voting elector, never by openraft's own timer.
     raft.runtime_config().elect(false);
-    let proposer = Proposer::start(raft.clone(), config.limits);
+    let proposer = Proposer::start(raft.clone(), config.limits, metrics.clone());
     let replica = Arc::new(Replica {
         id: config.id,
         raft: raft.clone(),
@@ -122,6 +124,7 @@ pub async fn start(
         election_timers,
         log_store,
         stepping_down: Default::default(),
+        metrics,
     });
     tokio::spawn(elector::run(replica.clone(), election_timers));
     exit_on_fatal(&raft);

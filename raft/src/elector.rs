@@ -119,11 +119,20 @@ pub async fn run(replica: Arc<Replica>, timers: ElectionTimers) {
             replica.contact.touch();
             continue;
         }
+        // A snapshot in flight is a leader at work: not a reason to campaign.
+        if replica
+            .peers()
+            .identity()
+            .receiving_snapshot(timers.stale_ms())
+        {
+            continue;
+        }
         if replica.contact.silent_ms() < wait_ms {
             continue;
         }
         if pre_vote(&replica, timers).await {
             tracing::info!(silent_ms = replica.contact.silent_ms(), "pre-vote won: campaigning");
+            replica.metrics.elections_started_total.inc();
             if replica.raft.trigger().elect().await.is_err() {
                 return;
             }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod identity;
 pub mod log_store;
 pub mod membership;
+pub mod metrics;
 pub mod network;
 pub mod proposer;
 pub mod protocol;

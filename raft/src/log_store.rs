@@ -23,6 +23,8 @@ pub struct LogStore {
     db: Arc<DB>,
     /// Highest log index this node knows to be committed (for readiness).
     committed_index: Arc<AtomicU64>,
+    /// Duration of the synced write of an append, when measured.
+    sync_seconds: Option<prometheus::Histogram>,
 }
 
 fn read_error(error: impl std::error::Error + 'static) -> RaftStorageError {
@@ -38,7 +40,14 @@ impl LogStore {
         LogStore {
             db,
             committed_index: Arc::default(),
+            sync_seconds: None,
         }
+    }
+
+    /// Observes the duration of every synced append write in `histogram`.
+    pub fn with_sync_histogram(mut self, histogram: prometheus::Histogram) -> LogStore {
+        self.sync_seconds = Some(histogram);
+        self
     }
 
     pub fn committed_index(&self) -> Arc<AtomicU64> {
@@ -172,7 +181,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(log, keys::log_key(entry.log_id.index), encode(&entry));
         }
         // Synced before the callback: openraft counts this node's acknowledgement only now.
+        let started = std::time::Instant::now();
         let result = self.db.write_opt(batch, &synced());
+        if let Some(histogram) = &self.sync_seconds {
+            histogram.observe(started.elapsed().as_secs_f64());
+        }
         let io_result = result
             .as_ref()
             .map(|_| ())

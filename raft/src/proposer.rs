@@ -17,6 +17,7 @@ use storage::NodeId;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::error::Error;
+use crate::metrics::RaftMetrics;
 use crate::Raft;
 
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +30,8 @@ pub struct ProposerLimits {
 
 struct Proposal {
     command: Command,
+    /// When it entered the queue: its wait in the batcher is measured from here.
+    queued_at: Instant,
     reply: oneshot::Sender<Result<Outcome, Error>>,
 }
 
@@ -38,14 +41,14 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    pub fn start(raft: Raft, limits: ProposerLimits) -> Proposer {
+    pub fn start(raft: Raft, limits: ProposerLimits, metrics: Arc<RaftMetrics>) -> Proposer {
         assert!(limits.batch_count_max >= 1);
         // A larger batch could not be decoded by the followers (nor read back from disk).
         assert!(limits.batch_count_max <= storage::domain::BATCH_COMMANDS_MAX);
         assert!(limits.batches_in_flight_max >= 1);
         assert!(limits.queue_count_max >= limits.batch_count_max);
         let (queue, receiver) = mpsc::channel(limits.queue_count_max);
-        tokio::spawn(run(raft, limits, receiver));
+        tokio::spawn(run(raft, limits, receiver, metrics));
         Proposer { queue }
     }
 
@@ -53,7 +56,11 @@ impl Proposer {
     pub async fn propose(&self, command: Command) -> Result<Outcome, Error> {
         let (reply, outcome) = oneshot::channel();
         self.queue
-            .try_send(Proposal { command, reply })
+            .try_send(Proposal {
+                command,
+                queued_at: Instant::now(),
+                reply,
+            })
             .map_err(|error| match error {
                 mpsc::error::TrySendError::Full(_) => Error::Overloaded,
                 mpsc::error::TrySendError::Closed(_) => Error::Fatal("proposer stopped".into()),
@@ -64,15 +71,21 @@ impl Proposer {
     }
 }
 
-async fn run(raft: Raft, limits: ProposerLimits, mut receiver: mpsc::Receiver<Proposal>) {
+async fn run(
+    raft: Raft,
+    limits: ProposerLimits,
+    mut receiver: mpsc::Receiver<Proposal>,
+    metrics: Arc<RaftMetrics>,
+) {
     let slots = Arc::new(Semaphore::new(limits.batches_in_flight_max));
     while let Some(first) = receiver.recv().await {
         let slot = slots.clone().acquire_owned().await.expect("never closed");
         let mut proposals = vec![first];
         collect(&mut receiver, &mut proposals, limits).await;
         let raft = raft.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            write_batch(&raft, proposals).await;
+            write_batch(&raft, proposals, &metrics).await;
             drop(slot);
         });
     }
@@ -110,10 +123,18 @@ fn now_ms() -> u64 {
     u64::try_from(since_epoch.as_millis()).expect("milliseconds fit u64 until year 584 million")
 }
 
-async fn write_batch(raft: &Raft, proposals: Vec<Proposal>) {
-    let (commands, replies): (Vec<Command>, Vec<_>) =
-        proposals.into_iter().map(|p| (p.command, p.reply)).unzip();
+async fn write_batch(raft: &Raft, proposals: Vec<Proposal>, metrics: &RaftMetrics) {
+    let proposed_at = Instant::now();
+    let (commands, replies): (Vec<Command>, Vec<_>) = proposals
+        .into_iter()
+        .map(|p| {
+            let waited = proposed_at.saturating_duration_since(p.queued_at);
+            metrics.batch_wait_seconds.observe(waited.as_secs_f64());
+            (p.command, p.reply)
+        })
+        .unzip();
     let count = commands.len();
+    metrics.batch_commands.observe(count as f64);
     let batch = Batch {
         proposed_at_ms: now_ms(),
         commands,

@@ -68,6 +68,7 @@ pub struct Replica {
     pub(crate) log_store: crate::log_store::LogStore,
     /// Set while this leader hands over (see `membership`): no new proposals.
     pub(crate) stepping_down: std::sync::atomic::AtomicBool,
+    pub(crate) metrics: Arc<crate::metrics::RaftMetrics>,
 }
 
 /// How long this node has gone without knowing a leader, kept up to date by a task that
@@ -128,6 +129,42 @@ impl Replica {
 
     pub fn stats(&self) -> &StateMachineStats {
         &self.stats
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::RaftMetrics {
+        &self.metrics
+    }
+
+    /// This node's Raft metrics, the gauges read from openraft and the state machine now.
+    pub fn gather_metrics(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let scraped = &self.metrics.scraped;
+        let _one_at_a_time = scraped.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let index = |log_id: Option<storage::types::LogId>| log_id.map_or(-1, |id| id.index as i64);
+        {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            scraped.term.set(m.current_term as i64);
+            scraped
+                .last_log_index
+                .set(m.last_log_index.map_or(-1, |i| i as i64));
+            scraped.applied_index.set(index(m.last_applied));
+            scraped
+                .is_leader
+                .set(i64::from(m.state == openraft::ServerState::Leader));
+        }
+        scraped.committed_index.set(self.committed_index() as i64);
+        scraped
+            .leader_id
+            .set(self.current_leader().map_or(-1, |id| id as i64));
+        crate::metrics::advance(
+            &scraped.snapshots_built_total,
+            self.stats.snapshots_built.load(Ordering::Relaxed),
+        );
+        crate::metrics::advance(
+            &scraped.snapshots_installed_total,
+            self.stats.snapshots_installed.load(Ordering::Relaxed),
+        );
+        self.metrics.gather()
     }
 
     /// The leader as this node believes in it now. openraft keeps naming a follower's last
@@ -361,7 +398,37 @@ impl Replica {
         }
     }
 
+    /// Forwards to `leader`, counted by kind and outcome.
     async fn forward(
+        &self,
+        leader: NodeId,
+        request: ForwardRequest,
+        is_write: bool,
+    ) -> Result<ForwardReply> {
+        let kind = match &request {
+            ForwardRequest::Write(_) => "write",
+            ForwardRequest::Read(_) => "read",
+            ForwardRequest::Membership(_) => "membership",
+        };
+        let result = self.forward_once(leader, request, is_write).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(Error::NoLeader) => "no_leader",
+            Err(Error::NotLeader { .. }) => "not_leader",
+            Err(Error::OutcomeUnknown(_)) => "outcome_unknown",
+            Err(Error::Refused(_)) => "refused",
+            Err(Error::Overloaded) => "overloaded",
+            Err(Error::Storage(_)) => "storage_error",
+            Err(Error::Fatal(_)) => "fatal",
+        };
+        self.metrics
+            .forwarded_requests_total
+            .with_label_values(&[kind, outcome])
+            .inc();
+        result
+    }
+
+    async fn forward_once(
         &self,
         leader: NodeId,
         request: ForwardRequest,

@@ -113,6 +113,12 @@ impl ChangeSink {
         (ChangeSink { sender, dirty }, receiver)
     }
 
+    /// Everything may have changed (a snapshot replaced the state wholesale): the publisher
+    /// refreshes every cached key, as after a dirty-set overflow.
+    pub fn invalidate_all(&self) {
+        self.dirty.overflowed.store(true, Ordering::Relaxed);
+    }
+
     /// Offers every change without waiting: `try_send`, or mark dirty. A closed channel (no
     /// publisher any more) drops the change: nobody would read it.
     pub fn offer(&self, changes: Vec<AccountChange>) {

@@ -18,7 +18,7 @@
 //! | `state` | `k` + idempotency key | [`IdempotencyRecord`](crate::domain::IdempotencyRecord) |
 //! | `state` | `m` + name | metadata: applied log id, membership, next sequence, total |
 //!
-//! The current snapshot is a file beside the database (see `snapshot::SnapshotFile`).
+//! Snapshots are files beside the database (see `snapshot::SnapshotStore`).
 //!
 //! Values are JSON: maintained, self-describing and evolvable (new optional fields are read
 //! by old code as absent, and by new code from old data through serde defaults). Ids may not

@@ -355,6 +355,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.stats
             .snapshots_installed
             .fetch_add(1, Ordering::Relaxed);
+        if let Some(sink) = &self.changes {
+            sink.invalidate_all();
+        }
         Ok(())
     }
 
