@@ -15,7 +15,8 @@
 //!   the last one before the kill until T. Answers the dead leader had already sent arrive
 //!   just after the kill, so the interval that strictly contains the kill instant
 //!   (`gap_at_kill_ms`, also reported) is often a few ms, followed by the real outage;
-//! - `new_leader_ms`: when the cluster monitor first saw another leader (200 ms polls).
+//! - `new_leader_ms`: when the cluster monitor (200 ms polls) first saw a leader of a newer
+//!   term than any before the kill.
 //!
 //! Elections during calm: rises of the highest term any node reports (`cluster.jsonl`)
 //! while no kill is being handled (from every node ready until the next kill, and after
@@ -406,9 +407,16 @@ fn analyse(
                 .map(|w| w[1] - w[0])
                 .max()
                 .unwrap_or(gap_at_kill);
-            let new_leader = samples
+            // The first leader of a newer term than any seen before the kill (the restarted
+            // node itself, when the others never elected one).
+            let term_before = samples
                 .iter()
-                .find(|s| s.time_ns > kill && s.leader.is_some_and(|l| l as usize != node));
+                .filter(|s| s.time_ns <= kill)
+                .filter_map(|s| s.term)
+                .max();
+            let new_leader = samples.iter().find(|s| {
+                s.time_ns > kill && s.leader.is_some() && s.term.is_some() && s.term > term_before
+            });
             let mut errors = std::collections::BTreeMap::new();
             for (_, c) in done
                 .iter()

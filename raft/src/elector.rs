@@ -21,7 +21,7 @@
 //! `election_timeout_max_ms - election_timeout_min_ms` that keeps candidates apart. A dead
 //! leader is replaced after about that wait plus one round trip.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,8 @@ const TICK_MS: u64 = 25;
 pub struct ContactClock {
     origin: Instant,
     last_ms: AtomicU64,
+    /// Set when a peer's candidacy was refused because this node's log is longer.
+    prompt: AtomicBool,
 }
 
 impl Default for ContactClock {
@@ -47,6 +49,7 @@ impl Default for ContactClock {
         ContactClock {
             origin: Instant::now(),
             last_ms: AtomicU64::new(0),
+            prompt: AtomicBool::new(false),
         }
     }
 }
@@ -58,8 +61,21 @@ impl ContactClock {
     }
 
     pub fn silent_ms(&self) -> u64 {
-        let now = self.origin.elapsed().as_millis() as u64;
-        now.saturating_sub(self.last_ms.load(Ordering::Relaxed))
+        self.now_ms()
+            .saturating_sub(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    /// Asks the elector for an attempt as soon as the lease allows.
+    pub fn prompt(&self) {
+        self.prompt.store(true, Ordering::Relaxed);
+    }
+
+    fn take_prompt(&self) -> bool {
+        self.prompt.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -102,8 +118,15 @@ pub struct PreVoteReply {
 }
 
 /// Runs until the Raft core stops.
+///
+/// Only hearing a leader (or being one) moves the `ContactClock`; this loop's own retry
+/// deadline is private. (Touching the shared clock after a failed round made two survivors
+/// deny each other's pre-votes for "a leader heard within the lease", which was only their
+/// own retry: a livelock measured at up to 16 s without a leader.)
 pub async fn run(replica: Arc<Replica>, timers: ElectionTimers) {
     let mut wait_ms = timers.next_wait_ms();
+    // The earliest moment (on the contact clock) of this node's next attempt.
+    let mut retry_at_ms = 0u64;
     let mut metrics = replica.raft.metrics();
     loop {
         tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
@@ -127,24 +150,42 @@ pub async fn run(replica: Arc<Replica>, timers: ElectionTimers) {
         {
             continue;
         }
-        if replica.contact.silent_ms() < wait_ms {
+        let silent_ms = replica.contact.silent_ms();
+        // A peer refused our candidate because this node's log is longer: this node should
+        // try at once (it is the one that can win), once the lease has run out here too.
+        let prompt = replica.contact.take_prompt() && silent_ms >= timers.stale_ms();
+        let due = silent_ms >= wait_ms && replica.contact.now_ms() >= retry_at_ms;
+        if !prompt && !due {
             continue;
         }
-        if pre_vote(&replica, timers).await {
+        if pre_vote(&replica, timers).await && still_leaderless(&replica, timers) {
             tracing::info!(silent_ms = replica.contact.silent_ms(), "pre-vote won: campaigning");
             replica.metrics.elections_started_total.inc();
             if replica.raft.trigger().elect().await.is_err() {
                 return;
             }
         }
-        // Whatever happened, wait a whole new timeout before trying again.
-        replica.contact.touch();
+        // Not a whole timeout again: the silence has lasted long enough; only spread
+        // the next attempts of several nodes apart.
+        retry_at_ms = replica.contact.now_ms()
+            + timers.heartbeat_ms
+            + fastrand::u64(0..=timers.jitter_ms);
         wait_ms = timers.next_wait_ms();
     }
 }
 
-/// Asks every other voter; true when a majority (this node included) would vote for it.
+/// Re-checked after a pre-vote round, which may take a round trip or a timeout: nobody
+/// was heard leading meanwhile, and this node has not become leader.
+fn still_leaderless(replica: &Replica, timers: ElectionTimers) -> bool {
+    let state = replica.raft.metrics().borrow().state;
+    state != ServerState::Leader && replica.contact.silent_ms() >= timers.stale_ms()
+}
+
+/// Asks the other voters; true as soon as a majority (this node included) would vote for
+/// it, false when the answers can no longer make one.
 async fn pre_vote(replica: &Replica, timers: ElectionTimers) -> bool {
+    use futures::stream::{FuturesUnordered, StreamExt};
+
     let Ok(last_log_id) = replica.log_store.last_log_id() else {
         return false;
     };
@@ -161,8 +202,9 @@ async fn pre_vote(replica: &Replica, timers: ElectionTimers) -> bool {
             .filter_map(|id| membership.get_node(&id).map(|n| (id, n.rpc_addr.clone())))
             .collect()
     };
+    let majority = voters.len() / 2 + 1;
     let timeout = Duration::from_millis((timers.lease_ms / 2).max(100));
-    let asks = voters
+    let mut asks: FuturesUnordered<_> = voters
         .iter()
         .filter(|(id, _)| *id != replica.id)
         .map(|(id, addr)| {
@@ -179,15 +221,36 @@ async fn pre_vote(replica: &Replica, timers: ElectionTimers) -> bool {
                     timeout,
                 )
                 .await;
-                reply.is_ok_and(|reply| reply.granted)
+                match reply {
+                    Ok(reply) if reply.granted => true,
+                    Ok(reply) => {
+                        tracing::debug!(peer = id, reason = %reply.reason, "pre-vote denied");
+                        false
+                    }
+                    Err(error) => {
+                        tracing::debug!(peer = id, %error, "pre-vote unanswered");
+                        false
+                    }
+                }
             }
-        });
-    let granted = 1 + futures::future::join_all(asks)
-        .await
-        .into_iter()
-        .filter(|granted| *granted)
-        .count();
-    granted * 2 > voters.len()
+        })
+        .collect();
+    let mut granted = 1;
+    let mut pending = asks.len();
+    if granted >= majority {
+        return true;
+    }
+    while let Some(grant) = asks.next().await {
+        pending -= 1;
+        granted += usize::from(grant);
+        if granted >= majority {
+            return true;
+        }
+        if granted + pending < majority {
+            return false;
+        }
+    }
+    false
 }
 
 /// This node's answer to a pre-vote.
@@ -218,7 +281,11 @@ pub fn answer(replica: &Replica, timers: ElectionTimers, request: &PreVoteReques
             granted: true,
             reason: String::new(),
         },
-        Ok(_) => deny("my log is longer"),
+        Ok(_) => {
+            // This node is the better candidate: let it try without waiting its turn.
+            replica.contact.prompt();
+            deny("my log is longer")
+        }
         Err(_) => deny("cannot read my log"),
     }
 }

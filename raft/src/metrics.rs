@@ -140,6 +140,12 @@ impl RaftMetrics {
             Box::new(s.snapshots_built_total.clone()),
             Box::new(s.snapshots_installed_total.clone()),
         ];
+        // Series exist from the start (at 0), so rates and alerts need no `absent()`.
+        for kind in ["write", "read", "membership"] {
+            metrics
+                .forwarded_requests_total
+                .with_label_values(&[kind, "ok"]);
+        }
         for collector in collectors {
             metrics
                 .registry
