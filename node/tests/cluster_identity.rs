@@ -150,3 +150,41 @@ async fn a_node_that_lost_its_disk_rejoins_without_voting() {
     assert_eq!(balances, vec![95.into(), 5.into()]);
     cluster.assert_replicas_identical().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_bootstrap_while_a_peer_is_unreachable() {
+    let mut cluster = Cluster::configure(&[]);
+    cluster.spawn(0);
+    cluster.spawn(1);
+    // Node 0 (the lowest id) has surveyed its peers and found node 2 unreachable...
+    let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+    while !cluster.log(0).contains("waiting for every peer before bootstrapping") {
+        assert!(Instant::now() < deadline, "node 0 never surveyed its peers");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...so it has not bootstrapped: no cluster id anywhere, no leader.
+    for index in [0, 1] {
+        let info = cluster.cluster_info(index).await.unwrap();
+        assert_eq!(info["clusterId"], Value::Null, "{info}");
+        assert_eq!(info["leaderId"], Value::Null, "{info}");
+    }
+    // The last peer comes: every peer answers fresh, the cluster forms once.
+    cluster.spawn(2);
+    cluster.wait_all_ready().await;
+    let ids = cluster_ids(&cluster).await;
+    assert!(ids[0].is_string() && ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_force_forms_a_cluster_without_the_missing_peer() {
+    let mut cluster = Cluster::configure(&[("LEDGER_BOOTSTRAP_FORCE", "true")]);
+    cluster.spawn(0);
+    cluster.spawn(1);
+    cluster.wait_ready(0).await;
+    cluster.wait_ready(1).await;
+    cluster.create_account(0, "forced", "1").await;
+    // The missing peer joins later as the member it was configured to be.
+    cluster.spawn(2);
+    cluster.wait_ready(2).await;
+    cluster.assert_replicas_identical().await;
+}

@@ -52,6 +52,16 @@ fn free_port() -> u16 {
 impl Cluster {
     /// Starts three nodes and waits until all are ready.
     pub async fn start(extra_env: &[(&str, &str)]) -> Cluster {
+        let mut cluster = Cluster::configure(extra_env);
+        for index in 0..3 {
+            cluster.spawn(index);
+        }
+        cluster.wait_all_ready().await;
+        cluster
+    }
+
+    /// A three-node cluster configured on free ports, with no node started yet.
+    pub fn configure(extra_env: &[(&str, &str)]) -> Cluster {
         let mut cluster = Cluster::start_unready(extra_env);
         cluster.peers = cluster
             .nodes
@@ -59,11 +69,12 @@ impl Cluster {
             .map(|n| format!("{}=127.0.0.1:{}/127.0.0.1:{}", n.id, n.rpc_port, n.api_port))
             .collect::<Vec<_>>()
             .join(",");
-        for index in 0..3 {
-            cluster.spawn(index);
-        }
-        cluster.wait_all_ready().await;
         cluster
+    }
+
+    /// The node's log so far.
+    pub fn log(&self, index: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node-{index}.log"))).unwrap_or_default()
     }
 
     /// Starts three nodes exactly as the Helm chart's StatefulSet does: no node id (each
