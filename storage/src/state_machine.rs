@@ -78,7 +78,7 @@ impl StateMachineStore {
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<Vec<BatchResponse>> {
-        let mut overlay = Overlay::new(&self.db);
+        let mut overlay = Overlay::new(&self.db, self.changes.is_some());
         let mut responses = Vec::with_capacity(entries.len());
         for entry in entries {
             // Monotonic apply: every entry once, in log order, never going back.
@@ -132,13 +132,14 @@ struct Overlay<'a> {
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
     next_sequence: Option<u64>,
     total: Option<Decimal>,
-    /// The log index being applied, and the index of each account's last change.
+    /// The log index being applied, and the index of each account's last change: kept
+    /// only when someone reads them (a change sink), so the write path pays nothing else.
     index: u64,
-    changed: HashMap<AccountId, u64>,
+    changed: Option<HashMap<AccountId, u64>>,
 }
 
 impl<'a> Overlay<'a> {
-    fn new(db: &'a DB) -> Overlay<'a> {
+    fn new(db: &'a DB, track_changes: bool) -> Overlay<'a> {
         Overlay {
             db,
             batch: WriteBatch::default(),
@@ -149,13 +150,21 @@ impl<'a> Overlay<'a> {
             next_sequence: None,
             total: None,
             index: 0,
-            changed: HashMap::new(),
+            changed: track_changes.then(HashMap::new),
+        }
+    }
+
+    fn note_change(&mut self, id: &AccountId) {
+        if let Some(changed) = &mut self.changed {
+            changed.insert(id.clone(), self.index);
         }
     }
 
     /// Each changed account's final state in this call, at the index of its last change.
     fn take_changes(&mut self) -> Vec<AccountChange> {
-        std::mem::take(&mut self.changed)
+        self.changed
+            .take()
+            .unwrap_or_default()
             .into_iter()
             .map(|(account_id, index)| AccountChange {
                 account: self.accounts.get(&account_id).cloned().flatten(),
@@ -217,7 +226,7 @@ impl LedgerState for Overlay<'_> {
             .put_cf(state, keys::account(&account.account_id), encode(account));
         self.accounts
             .insert(account.account_id.clone(), Some(account.clone()));
-        self.changed.insert(account.account_id.clone(), self.index);
+        self.note_change(&account.account_id);
     }
 
     fn retire_account(&mut self, account: &Account) {
@@ -232,7 +241,7 @@ impl LedgerState for Overlay<'_> {
         );
         self.accounts.insert(account.account_id.clone(), None);
         self.retired.insert(account.account_id.clone());
-        self.changed.insert(account.account_id.clone(), self.index);
+        self.note_change(&account.account_id);
     }
 
     fn idempotency(&mut self, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>> {
