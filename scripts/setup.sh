@@ -21,6 +21,8 @@ command -v iptables >/dev/null 2>&1 || need+=(iptables)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# scripts/validate-deploy.sh makes a venv: `python3 -m venv` needs ensurepip (python3-venv).
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing; install Rust first (rustup)" >&2; exit 1; }
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -8,9 +8,9 @@ pub mod error;
 pub mod gate;
 pub mod http;
 pub mod input;
+pub mod json;
 pub mod members;
 pub mod metrics;
-pub mod json;
 pub mod routes;
 pub mod timestamp;
 

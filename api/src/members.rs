@@ -46,7 +46,12 @@ pub async fn add(State(state): State<AppState>, body: Body) -> Result<Response, 
         Value::Number(n) => n
             .as_u64()
             .ok_or_else(|| ApiError::invalid_field("nodeId", "must be a non-negative integer"))?,
-        _ => return Err(ApiError::invalid_field("nodeId", "must be a non-negative integer")),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "nodeId",
+                "must be a non-negative integer",
+            ))
+        }
     };
     let voter = match fields.required("voter") {
         Err(_) => true,

@@ -149,7 +149,11 @@ const LEAVE_TIMEOUT_MS: u64 = 5_000;
 const JOIN_RETRY_MS: u64 = 1_000;
 
 impl Registration {
-    fn new(config: &NodeConfig, id: u64, node: storage::LedgerNode) -> anyhow::Result<Registration> {
+    fn new(
+        config: &NodeConfig,
+        id: u64,
+        node: storage::LedgerNode,
+    ) -> anyhow::Result<Registration> {
         let voters = config
             .members()?
             .values()
@@ -177,7 +181,9 @@ impl Registration {
                     tracing::info!(via = %voter, "joined the cluster as a learner");
                     return;
                 }
-                Ok(response) => tracing::warn!(via = %voter, status = %response.status(), "join refused; retrying"),
+                Ok(response) => {
+                    tracing::warn!(via = %voter, status = %response.status(), "join refused; retrying")
+                }
                 Err(error) => tracing::warn!(via = %voter, %error, "join failed; retrying"),
             }
             tokio::time::sleep(std::time::Duration::from_millis(JOIN_RETRY_MS)).await;

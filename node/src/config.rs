@@ -753,7 +753,9 @@ mod tests {
             ("raft.install_snapshot_timeout_ms", |c| {
                 c.raft.install_snapshot_timeout_ms = u64::MAX
             }),
-            ("raft.snapshot_chunk_bytes", |c| c.raft.snapshot_chunk_bytes = 0),
+            ("raft.snapshot_chunk_bytes", |c| {
+                c.raft.snapshot_chunk_bytes = 0
+            }),
             ("raft.snapshot_chunk_bytes", |c| {
                 c.raft.snapshot_chunk_bytes = 8 * 1024 * 1024 + 1
             }),
@@ -863,7 +865,10 @@ mod tests {
         std::env::remove_var("LEDGER_REDIS_URL");
         std::env::remove_var("LEDGER_NODE_ID");
         let loaded = loaded.unwrap();
-        assert_eq!(loaded.cache.url.as_deref(), Some("redis://127.0.0.1:6399/2"));
+        assert_eq!(
+            loaded.cache.url.as_deref(),
+            Some("redis://127.0.0.1:6399/2")
+        );
         assert_eq!(loaded.cache.key_prefix, "ledger:");
     }
 

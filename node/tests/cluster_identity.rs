@@ -44,9 +44,12 @@ fn vote_frame(cluster_id: Option<&str>, last_index: u64) -> tonic::Request<Frame
 }
 
 async fn peer(cluster: &Cluster, index: usize) -> RaftServiceClient<tonic::transport::Channel> {
-    RaftServiceClient::connect(format!("http://127.0.0.1:{}", cluster.nodes[index].rpc_port))
-        .await
-        .unwrap()
+    RaftServiceClient::connect(format!(
+        "http://127.0.0.1:{}",
+        cluster.nodes[index].rpc_port
+    ))
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +71,9 @@ async fn nodes_share_one_cluster_id_and_refuse_another() {
             .expect_err("foreign vote");
         assert_eq!(status.code(), Code::FailedPrecondition, "{status}");
         let status = client
-            .append_entries(tonic::Request::new(Frame { json: b"{}".to_vec() }))
+            .append_entries(tonic::Request::new(Frame {
+                json: b"{}".to_vec(),
+            }))
             .await;
         assert!(status.is_err());
         // Its own cluster id passes the check (the vote itself is then openraft's call).
@@ -77,7 +82,11 @@ async fn nodes_share_one_cluster_id_and_refuse_another() {
     }
     // A stale term in a vote changes nothing: the cluster still commits.
     let (status, _, _) = cluster
-        .post(leader, "/api/v1/accounts", &json!({"accountId": "b", "balance": "0"}))
+        .post(
+            leader,
+            "/api/v1/accounts",
+            &json!({"accountId": "b", "balance": "0"}),
+        )
         .await
         .unwrap();
     assert_eq!(status, 201);
@@ -158,7 +167,10 @@ async fn no_bootstrap_while_a_peer_is_unreachable() {
     cluster.spawn(1);
     // Node 0 (the lowest id) has surveyed its peers and found node 2 unreachable...
     let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
-    while !cluster.log(0).contains("waiting for every peer before bootstrapping") {
+    while !cluster
+        .log(0)
+        .contains("waiting for every peer before bootstrapping")
+    {
         assert!(Instant::now() < deadline, "node 0 never surveyed its peers");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -172,7 +184,10 @@ async fn no_bootstrap_while_a_peer_is_unreachable() {
     cluster.spawn(2);
     cluster.wait_all_ready().await;
     let ids = cluster_ids(&cluster).await;
-    assert!(ids[0].is_string() && ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert!(
+        ids[0].is_string() && ids.iter().all(|id| *id == ids[0]),
+        "{ids:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

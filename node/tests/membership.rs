@@ -29,7 +29,9 @@ async fn send(cluster: &RwLock<Cluster>, nodes: &[usize], body: &Value) -> Strin
             if cluster.nodes[node].process.is_none() {
                 None
             } else {
-                cluster.post(node, "/api/v1/transactions/process", body).await
+                cluster
+                    .post(node, "/api/v1/transactions/process", body)
+                    .await
             }
         };
         if let Some((200 | 422, _, answer)) = answer {
@@ -41,7 +43,11 @@ async fn send(cluster: &RwLock<Cluster>, nodes: &[usize], body: &Value) -> Strin
 }
 
 /// Clients sending transfers until `stop`; returns (transaction id, acknowledged status).
-fn load(cluster: Arc<RwLock<Cluster>>, stop: Arc<AtomicBool>, nodes: Vec<usize>) -> Vec<tokio::task::JoinHandle<Vec<(String, String)>>> {
+fn load(
+    cluster: Arc<RwLock<Cluster>>,
+    stop: Arc<AtomicBool>,
+    nodes: Vec<usize>,
+) -> Vec<tokio::task::JoinHandle<Vec<(String, String)>>> {
     (0..CLIENTS)
         .map(|client| {
             let (cluster, stop, nodes) = (cluster.clone(), stop.clone(), nodes.clone());
@@ -54,7 +60,13 @@ fn load(cluster: Arc<RwLock<Cluster>>, stop: Arc<AtomicBool>, nodes: Vec<usize>)
                     let id = format!("m-{client}-{n}");
                     let body = json!({"transactionId": id, "sourceAccountId": format!("a{source}"),
                         "destinationAccountId": format!("a{destination}"), "amount": "1"});
-                    let rotated: Vec<usize> = nodes.iter().cycle().skip(client).take(nodes.len()).copied().collect();
+                    let rotated: Vec<usize> = nodes
+                        .iter()
+                        .cycle()
+                        .skip(client)
+                        .take(nodes.len())
+                        .copied()
+                        .collect();
                     acks.push((id, send(&cluster, &rotated, &body).await));
                     n += 1;
                 }
@@ -82,7 +94,13 @@ async fn members(cluster: &Cluster, via: usize) -> (BTreeSet<u64>, BTreeSet<u64>
 
 /// A membership change, resent while there is no leader (after the leader removed
 /// itself, an election follows); any other refusal fails the test.
-async fn change(cluster: &Cluster, via: usize, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+async fn change(
+    cluster: &Cluster,
+    via: usize,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
     let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
     loop {
         let mut request = cluster
@@ -125,7 +143,9 @@ async fn grow_to_five_and_shrink_to_three_under_load() {
     let mut cluster = Cluster::start(&[]).await;
     let leader = cluster.leader().await;
     for n in 0..ACCOUNTS {
-        cluster.create_account(leader, &format!("a{n}"), "100000").await;
+        cluster
+            .create_account(leader, &format!("a{n}"), "100000")
+            .await;
     }
     let expected = total(&cluster, leader).await;
     let three = cluster.add_node();
@@ -140,8 +160,22 @@ async fn grow_to_five_and_shrink_to_three_under_load() {
             let cluster = cluster.read().await;
             json!({"nodeId": new, "rpcAddr": cluster.rpc_addr(new), "apiAddr": cluster.api_addr(new)})
         };
-        let view = change(&*cluster.read().await, via, reqwest::Method::POST, "/api/v1/cluster/members", Some(body)).await;
-        assert!(view["members"].as_array().unwrap().iter().any(|m| m["nodeId"] == json!(new) && m["voter"] == json!(true)), "{view}");
+        let view = change(
+            &*cluster.read().await,
+            via,
+            reqwest::Method::POST,
+            "/api/v1/cluster/members",
+            Some(body),
+        )
+        .await;
+        assert!(
+            view["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["nodeId"] == json!(new) && m["voter"] == json!(true)),
+            "{view}"
+        );
     }
     {
         let cluster = cluster.read().await;
@@ -161,7 +195,14 @@ async fn grow_to_five_and_shrink_to_three_under_load() {
     for removed in [old_leader, other] {
         let via = [three, four].into_iter().find(|n| *n != removed).unwrap();
         let cluster = cluster.read().await;
-        change(&cluster, via, reqwest::Method::DELETE, &format!("/api/v1/cluster/members/{removed}"), None).await;
+        change(
+            &cluster,
+            via,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/cluster/members/{removed}"),
+            None,
+        )
+        .await;
     }
     let remaining: Vec<usize> = (0..5).filter(|n| *n != old_leader && *n != other).collect();
     {
@@ -172,7 +213,10 @@ async fn grow_to_five_and_shrink_to_three_under_load() {
             if voters == remaining.iter().map(|n| *n as u64).collect() {
                 break;
             }
-            assert!(Instant::now() < deadline, "membership never shrank: {voters:?}");
+            assert!(
+                Instant::now() < deadline,
+                "membership never shrank: {voters:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -182,7 +226,11 @@ async fn grow_to_five_and_shrink_to_three_under_load() {
         cluster.kill(old_leader);
         cluster.kill(other);
     }
-    let more = load(cluster.clone(), Arc::new(AtomicBool::new(false)), remaining.clone());
+    let more = load(
+        cluster.clone(),
+        Arc::new(AtomicBool::new(false)),
+        remaining.clone(),
+    );
     stop.store(true, Ordering::Relaxed);
     let mut acks = Vec::new();
     for client in clients {
@@ -206,7 +254,9 @@ async fn a_replaced_disk_rejoins_and_leadership_is_handed_over() {
     let cluster = Cluster::start(&[]).await;
     let leader = cluster.leader().await;
     for n in 0..ACCOUNTS {
-        cluster.create_account(leader, &format!("a{n}"), "100000").await;
+        cluster
+            .create_account(leader, &format!("a{n}"), "100000")
+            .await;
     }
     let expected = total(&cluster, leader).await;
     let cluster = Arc::new(RwLock::new(cluster));
@@ -228,9 +278,23 @@ async fn a_replaced_disk_rejoins_and_leadership_is_handed_over() {
     {
         let cluster = cluster.read().await;
         let via = (0..3).find(|n| *n != wiped).unwrap();
-        change(&cluster, via, reqwest::Method::DELETE, &format!("/api/v1/cluster/members/{wiped}"), None).await;
+        change(
+            &cluster,
+            via,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/cluster/members/{wiped}"),
+            None,
+        )
+        .await;
         let body = json!({"nodeId": wiped, "rpcAddr": cluster.rpc_addr(wiped), "apiAddr": cluster.api_addr(wiped)});
-        change(&cluster, via, reqwest::Method::POST, "/api/v1/cluster/members", Some(body)).await;
+        change(
+            &cluster,
+            via,
+            reqwest::Method::POST,
+            "/api/v1/cluster/members",
+            Some(body),
+        )
+        .await;
         cluster.wait_ready(wiped).await;
         let (voters, _) = members(&cluster, via).await;
         assert_eq!(voters, BTreeSet::from([0, 1, 2]));
@@ -243,7 +307,12 @@ async fn a_replaced_disk_rejoins_and_leadership_is_handed_over() {
         .output()
         .unwrap();
     if !output.status.success() {
-        let log = cluster.read().await.dir.path().join(format!("node-{leader}.log"));
+        let log = cluster
+            .read()
+            .await
+            .dir
+            .path()
+            .join(format!("node-{leader}.log"));
         let log = std::fs::read_to_string(log).unwrap_or_default();
         let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
         panic!("{}\n{tail}", String::from_utf8_lossy(&output.stderr));

@@ -133,10 +133,21 @@ async fn hostile_peer_frames_are_refused_and_the_cluster_keeps_committing() {
                 .append_entries(frame(serde_json::to_vec(&append).unwrap()))
                 .await;
             let status = answer.expect_err(what);
-            assert_eq!(status.code(), Code::InvalidArgument, "append, {what}: {status}");
+            assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "append, {what}: {status}"
+            );
         }
         // Not JSON at all, or not the right JSON.
-        for junk in [&b""[..], b"{", b"\xff\xfe", b"[]", b"{\"write\":1}", b"null"] {
+        for junk in [
+            &b""[..],
+            b"{",
+            b"\xff\xfe",
+            b"[]",
+            b"{\"write\":1}",
+            b"null",
+        ] {
             let status = peer.forward(frame(junk.to_vec())).await.expect_err("junk");
             assert_eq!(status.code(), Code::InvalidArgument, "{junk:?}: {status}");
             let status = peer.vote(frame(junk.to_vec())).await.expect_err("junk");
@@ -161,10 +172,7 @@ async fn hostile_peer_frames_are_refused_and_the_cluster_keeps_committing() {
 
     // A frame above the message bound is refused before it is decoded.
     let oversized = vec![b' '; raft::network::FRAME_BYTES_MAX + 1];
-    let status = peer
-        .forward(frame(oversized))
-        .await
-        .expect_err("oversized");
+    let status = peer.forward(frame(oversized)).await.expect_err("oversized");
     assert!(
         matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
         "{status}"

@@ -56,7 +56,8 @@ async fn a_resumed_follower_does_not_unseat_the_leader() {
     loop {
         let info = cluster.cluster_info(follower).await.unwrap();
         let leader_info = cluster.cluster_info(leader).await.unwrap();
-        if info["appliedIndex"] == leader_info["appliedIndex"] && info["leaderId"] == json!(leader) {
+        if info["appliedIndex"] == leader_info["appliedIndex"] && info["leaderId"] == json!(leader)
+        {
             break;
         }
         assert!(Instant::now() < deadline, "never caught up: {info}");
@@ -67,7 +68,11 @@ async fn a_resumed_follower_does_not_unseat_the_leader() {
         transfer(&cluster, leader, &format!("q{m}")).await;
     }
     for index in 0..3 {
-        assert_eq!(term(&cluster, index).await, before, "node {index} moved the term");
+        assert_eq!(
+            term(&cluster, index).await,
+            before,
+            "node {index} moved the term"
+        );
     }
     assert_eq!(cluster.leader().await, leader);
     cluster.assert_replicas_identical().await;

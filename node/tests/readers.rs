@@ -65,7 +65,10 @@ async fn readers_join_as_learners_serve_reads_and_leave_when_stopped() {
     let status = cluster.terminate(reader).await;
     assert!(status.success(), "{status:?}");
     let members = member_ids(&cluster, leader).await;
-    assert!(!members.iter().any(|(member, _)| *member == id), "{members:?}");
+    assert!(
+        !members.iter().any(|(member, _)| *member == id),
+        "{members:?}"
+    );
     // The voters carry on.
     let body = json!({"transactionId": "r2", "sourceAccountId": "a",
         "destinationAccountId": "b", "amount": "1"});

@@ -25,7 +25,12 @@ async fn post_keyed(
     answer(response).await
 }
 
-async fn delete_keyed(cluster: &Cluster, index: usize, path: &str, key: &str) -> (u16, bool, Value) {
+async fn delete_keyed(
+    cluster: &Cluster,
+    index: usize,
+    path: &str,
+    key: &str,
+) -> (u16, bool, Value) {
     let response = cluster
         .http
         .delete(cluster.url(index, path))
@@ -39,7 +44,11 @@ async fn delete_keyed(cluster: &Cluster, index: usize, path: &str, key: &str) ->
 async fn answer(response: reqwest::Response) -> (u16, bool, Value) {
     let status = response.status().as_u16();
     let replayed = response.headers().get("x-idempotent-replay").is_some();
-    (status, replayed, response.json().await.unwrap_or(Value::Null))
+    (
+        status,
+        replayed,
+        response.json().await.unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,13 +67,19 @@ async fn creates_deletes_and_transfers_are_safe_to_resend_with_an_idempotency_ke
     assert_eq!(again.2, first.2);
     // Without the key, the same create is what it always was: the id exists.
     let (status, _, body) = cluster.post(leader, accounts, &alice).await.unwrap();
-    assert_eq!((status, body["code"].clone()), (409, json!("ACCOUNT_EXISTS")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (409, json!("ACCOUNT_EXISTS"))
+    );
     // Same key, different body: refused, nothing written.
     let other = json!({"accountId": "mallory", "balance": "1000000"});
     let conflict = post_keyed(&cluster, follower, accounts, "create-alice", &other).await;
     assert_eq!(conflict.0, 409, "{}", conflict.2);
     assert_eq!(conflict.2["code"], json!("IDEMPOTENCY_CONFLICT"));
-    let (status, _) = cluster.get(leader, "/api/v1/accounts/mallory").await.unwrap();
+    let (status, _) = cluster
+        .get(leader, "/api/v1/accounts/mallory")
+        .await
+        .unwrap();
     assert_eq!(status, 404);
 
     // A failed create is remembered as failed, too.
@@ -150,7 +165,10 @@ async fn history_existence_is_decided_at_the_read_index() {
     // ...so it is unknown, paged or not,
     for query in ["", "?before=5", "?limit=1"] {
         let (status, body) = cluster
-            .get(leader, &format!("/api/v1/accounts/ghost/transactions{query}"))
+            .get(
+                leader,
+                &format!("/api/v1/accounts/ghost/transactions{query}"),
+            )
             .await
             .unwrap();
         assert_eq!(status, 404, "{query}: {body}");
@@ -181,7 +199,10 @@ async fn raw_post(cluster: &Cluster, index: usize, path: &str, body: &'static st
         .await
         .unwrap();
     let status = response.status().as_u16();
-    (status, response.json::<Value>().await.unwrap_or(Value::Null))
+    (
+        status,
+        response.json::<Value>().await.unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,14 +212,24 @@ async fn money_and_timestamps_are_exact_or_refused_end_to_end() {
     let accounts = "/api/v1/accounts";
     let raw = |body: &'static str| raw_post(&cluster, leader, accounts, body);
     // Would round to 1.0000 through a 28-digit decimal: refused.
-    let (status, body) = raw(r#"{"accountId": "r1", "balance": 0.99999999999999999999999999999e0}"#).await;
+    let (status, body) =
+        raw(r#"{"accountId": "r1", "balance": 0.99999999999999999999999999999e0}"#).await;
     assert_eq!(status, 400, "{body}");
     // Exactly 1 and exactly 0, however written: accepted as such.
-    let (status, body) = raw(r#"{"accountId": "r2", "balance": 1.000000000000000000000000000000}"#).await;
-    assert_eq!((status, body["balance"].to_string()), (201, "1.0000".to_owned()));
+    let (status, body) =
+        raw(r#"{"accountId": "r2", "balance": 1.000000000000000000000000000000}"#).await;
+    assert_eq!(
+        (status, body["balance"].to_string()),
+        (201, "1.0000".to_owned())
+    );
     let (status, body) = raw(r#"{"accountId": "r3", "balance": 0e99}"#).await;
-    assert_eq!((status, body["balance"].to_string()), (201, "0.0000".to_owned()));
-    for text in ["1_000", "1_", "+12.5", " 12.5 ", "5.", ".5", "0x10", "1e", "NaN"] {
+    assert_eq!(
+        (status, body["balance"].to_string()),
+        (201, "0.0000".to_owned())
+    );
+    for text in [
+        "1_000", "1_", "+12.5", " 12.5 ", "5.", ".5", "0x10", "1e", "NaN",
+    ] {
         let body = json!({"accountId": "r4", "balance": text});
         let (status, _, answer) = cluster.post(leader, accounts, &body).await.unwrap();
         assert_eq!(status, 400, "{text:?} accepted: {answer}");
@@ -234,12 +265,20 @@ async fn money_and_timestamps_are_exact_or_refused_end_to_end() {
     }
     // A sub-nanosecond difference is a different body, never the same one.
     let (status, _, _) = cluster
-        .post(leader, path, &timestamped("tsok", "2024-01-31T10:00:00.123456789"))
+        .post(
+            leader,
+            path,
+            &timestamped("tsok", "2024-01-31T10:00:00.123456789"),
+        )
         .await
         .unwrap();
     assert_eq!(status, 200);
     let (status, _, _) = cluster
-        .post(leader, path, &timestamped("tsok", "2024-01-31T10:00:00.123456788"))
+        .post(
+            leader,
+            path,
+            &timestamped("tsok", "2024-01-31T10:00:00.123456788"),
+        )
         .await
         .unwrap();
     assert_eq!(status, 409);

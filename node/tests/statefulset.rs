@@ -39,7 +39,9 @@ async fn pods_form_one_cluster_and_survive_a_rolling_restart() {
         assert_eq!(info["clusterId"], cluster_id);
     }
     for n in 0..ACCOUNTS {
-        cluster.create_account(leader, &format!("s{n}"), "100000").await;
+        cluster
+            .create_account(leader, &format!("s{n}"), "100000")
+            .await;
     }
 
     let cluster = Arc::new(RwLock::new(cluster));
@@ -91,7 +93,10 @@ async fn pods_form_one_cluster_and_survive_a_rolling_restart() {
     // Rolling restart, highest ordinal first, as a StatefulSet rolls.
     for index in (0..3).rev() {
         let status = cluster.write().await.terminate(index).await;
-        assert!(status.success(), "node {index} exited {status:?} on SIGTERM");
+        assert!(
+            status.success(),
+            "node {index} exited {status:?} on SIGTERM"
+        );
         cluster.write().await.spawn(index);
         cluster.read().await.wait_ready(index).await;
     }
@@ -101,7 +106,10 @@ async fn pods_form_one_cluster_and_survive_a_rolling_restart() {
         acks.extend(client.await.unwrap());
     }
     let gap = max_gap_ms.load(Ordering::Relaxed);
-    eprintln!("rolling restart: {} transfers, longest write gap {gap} ms", acks.len());
+    eprintln!(
+        "rolling restart: {} transfers, longest write gap {gap} ms",
+        acks.len()
+    );
     assert!(gap < WRITE_GAP_MS_MAX, "writes stopped for {gap} ms");
 
     let cluster = cluster.read().await;

@@ -21,8 +21,8 @@ use storage::{LedgerNode, NodeId};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
-use crate::error::{Error, Result};
 use crate::elector::{self, ContactClock, ElectionTimers};
+use crate::error::{Error, Result};
 use crate::identity::Identity;
 use crate::log_store::LogStore;
 use crate::network::{call, Method, NetworkFactory, Peers, FRAME_BYTES_MAX};

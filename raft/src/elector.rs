@@ -135,7 +135,11 @@ pub async fn run(replica: Arc<Replica>, timers: ElectionTimers) {
         }
         let (state, voter) = {
             let m = metrics.borrow_and_update();
-            let voter = m.membership_config.membership().voter_ids().any(|id| id == replica.id);
+            let voter = m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|id| id == replica.id);
             (m.state, voter)
         };
         if state == ServerState::Leader || !voter || replica.peers().identity().rejoining() {
@@ -159,7 +163,10 @@ pub async fn run(replica: Arc<Replica>, timers: ElectionTimers) {
             continue;
         }
         if pre_vote(&replica, timers).await && still_leaderless(&replica, timers) {
-            tracing::info!(silent_ms = replica.contact.silent_ms(), "pre-vote won: campaigning");
+            tracing::info!(
+                silent_ms = replica.contact.silent_ms(),
+                "pre-vote won: campaigning"
+            );
             replica.metrics.elections_started_total.inc();
             if replica.raft.trigger().elect().await.is_err() {
                 return;
@@ -167,9 +174,8 @@ pub async fn run(replica: Arc<Replica>, timers: ElectionTimers) {
         }
         // Not a whole timeout again: the silence has lasted long enough; only spread
         // the next attempts of several nodes apart.
-        retry_at_ms = replica.contact.now_ms()
-            + timers.heartbeat_ms
-            + fastrand::u64(0..=timers.jitter_ms);
+        retry_at_ms =
+            replica.contact.now_ms() + timers.heartbeat_ms + fastrand::u64(0..=timers.jitter_ms);
         wait_ms = timers.next_wait_ms();
     }
 }

@@ -90,7 +90,10 @@ impl Replica {
     }
 
     /// Applies a membership change on this node, which must be the leader.
-    pub async fn change_membership_local(&self, change: MembershipChange) -> Result<MembershipView> {
+    pub async fn change_membership_local(
+        &self,
+        change: MembershipChange,
+    ) -> Result<MembershipView> {
         let wait = Duration::from_millis(MEMBERSHIP_TIMEOUT_MS);
         let work = async {
             match change {
@@ -101,7 +104,8 @@ impl Replica {
                 } => {
                     let view = self.membership();
                     if let Some(existing) = view.members.iter().find(|m| m.node_id == node_id) {
-                        if existing.rpc_addr != node.rpc_addr || existing.api_addr != node.api_addr {
+                        if existing.rpc_addr != node.rpc_addr || existing.api_addr != node.api_addr
+                        {
                             return Err(Error::Refused(format!(
                                 "node {node_id} is a member with other addresses; remove it first"
                             )));
@@ -114,7 +118,10 @@ impl Replica {
                         .map_err(write_error)?;
                     if voter {
                         self.raft
-                            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+                            .change_membership(
+                                ChangeMembers::AddVoterIds(BTreeSet::from([node_id])),
+                                false,
+                            )
                             .await
                             .map_err(write_error)?;
                     }
@@ -160,51 +167,56 @@ impl Replica {
         }
         let voters = self.membership().members.iter().filter(|m| m.voter).count();
         if voters <= 1 {
-            return Err(Error::Refused("a single voter has nobody to hand over to".into()));
+            return Err(Error::Refused(
+                "a single voter has nobody to hand over to".into(),
+            ));
         }
         self.stepping_down.store(true, Ordering::Relaxed);
         self.raft.runtime_config().heartbeat(false);
         let mut metrics = self.raft.metrics();
         let lease_ms = self.election_timers.stale_ms();
-        let handed_over = tokio::time::timeout(Duration::from_millis(STEP_DOWN_TIMEOUT_MS), async {
-            loop {
-                let (leader, quorum_silence_ms) = {
-                    let m = metrics.borrow_and_update();
-                    (m.current_leader, m.millis_since_quorum_ack)
-                };
-                if leader.is_some_and(|leader| leader != self.id) {
-                    return leader;
+        let handed_over =
+            tokio::time::timeout(Duration::from_millis(STEP_DOWN_TIMEOUT_MS), async {
+                loop {
+                    let (leader, quorum_silence_ms) = {
+                        let m = metrics.borrow_and_update();
+                        (m.current_leader, m.millis_since_quorum_ack)
+                    };
+                    if leader.is_some_and(|leader| leader != self.id) {
+                        return leader;
+                    }
+                    // Nobody is left to take over (the whole cluster is stopping): stop waiting.
+                    if quorum_silence_ms.is_some_and(|ms| ms > 3 * lease_ms) {
+                        return None;
+                    }
+                    tokio::select! {
+                        changed = metrics.changed() => if changed.is_err() { return None },
+                        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
                 }
-                // Nobody is left to take over (the whole cluster is stopping): stop waiting.
-                if quorum_silence_ms.is_some_and(|ms| ms > 3 * lease_ms) {
-                    return None;
-                }
-                tokio::select! {
-                    changed = metrics.changed() => if changed.is_err() { return None },
-                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
-                }
-            }
-        })
-        .await;
+            })
+            .await;
         self.raft.runtime_config().heartbeat(true);
         self.stepping_down.store(false, Ordering::Relaxed);
         match handed_over {
             Ok(Some(leader)) => Ok(Some(leader)),
-            _ => Err(Error::OutcomeUnknown("no other node took over in time".into())),
+            _ => Err(Error::OutcomeUnknown(
+                "no other node took over in time".into(),
+            )),
         }
     }
 }
 
-fn write_error(
-    error: RaftError<NodeId, ClientWriteError<NodeId, LedgerNode>>,
-) -> Error {
+fn write_error(error: RaftError<NodeId, ClientWriteError<NodeId, LedgerNode>>) -> Error {
     match error {
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => Error::NotLeader {
             leader: forward.leader_id,
         },
         RaftError::APIError(ClientWriteError::ChangeMembershipError(
             ChangeMembershipError::InProgress(progress),
-        )) => Error::Refused(format!("another membership change is in progress: {progress}")),
+        )) => Error::Refused(format!(
+            "another membership change is in progress: {progress}"
+        )),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(other)) => {
             Error::Refused(other.to_string())
         }

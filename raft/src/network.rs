@@ -244,7 +244,11 @@ impl RaftNetwork<TypeConfig> for Connection {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
         let prev_index = request.prev_log_id.map(|id| id.index);
-        let last_index = request.entries.last().map(|e| e.log_id.index).or(prev_index);
+        let last_index = request
+            .entries
+            .last()
+            .map(|e| e.log_id.index)
+            .or(prev_index);
         let answer = self.send(Method::AppendEntries, &request, &option).await?;
         match &answer {
             AppendEntriesResponse::Success => self.acknowledge(last_index),

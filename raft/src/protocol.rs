@@ -69,7 +69,10 @@ impl ForwardRequest {
             ForwardRequest::Read(ReadRequest::History { limit, .. })
                 if *limit == 0 || *limit > storage::reader::HISTORY_PAGE_MAX =>
             {
-                Err(format!("a history page holds 1 to {} transfers", storage::reader::HISTORY_PAGE_MAX))
+                Err(format!(
+                    "a history page holds 1 to {} transfers",
+                    storage::reader::HISTORY_PAGE_MAX
+                ))
             }
             _ => Ok(()),
         }

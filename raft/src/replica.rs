@@ -449,7 +449,13 @@ impl Replica {
             .map_err(|_| Error::NoLeader)?;
         // The leader bounds its own wait by the write timeout; allow the hop on top.
         let timeout = Duration::from_millis(self.timeouts.write_timeout_ms + 1_000);
-        let forwarded = call(channel, self.peers.identity(), Method::Forward, &request, timeout);
+        let forwarded = call(
+            channel,
+            self.peers.identity(),
+            Method::Forward,
+            &request,
+            timeout,
+        );
         // Stop waiting as soon as this node stops believing in that leader (it heard of a
         // newer term, or its election timer fired): a cut-off leader would hold the request
         // for the whole timeout.

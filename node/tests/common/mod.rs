@@ -74,7 +74,8 @@ impl Cluster {
 
     /// The node's log so far.
     pub fn log(&self, index: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("node-{index}.log"))).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join(format!("node-{index}.log")))
+            .unwrap_or_default()
     }
 
     /// Starts three nodes exactly as the Helm chart's StatefulSet does: no node id (each

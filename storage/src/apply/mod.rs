@@ -29,8 +29,10 @@ pub trait LedgerState {
     ) -> Result<Option<Transfer>, Self::Error>;
 
     /// What a command sent with this `Idempotency-Key` did, if one was.
-    fn idempotency(&mut self, key: &IdempotencyKey)
-        -> Result<Option<IdempotencyRecord>, Self::Error>;
+    fn idempotency(
+        &mut self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, Self::Error>;
 
     fn put_account(&mut self, account: &Account);
     fn retire_account(&mut self, account: &Account);
@@ -179,7 +181,10 @@ fn transfer<S: LedgerState>(
     // Guaranteed by `TransferRequest`'s constructor: no boundary can build one that breaks
     // them, so a failure here is our own bug.
     assert!(!request.amount().is_zero());
-    assert_ne!(request.source_account_id(), request.destination_account_id());
+    assert_ne!(
+        request.source_account_id(),
+        request.destination_account_id()
+    );
 
     if let Some(existing) = state.transfer(request.transaction_id())? {
         if existing.request == *request {

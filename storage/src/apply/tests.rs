@@ -334,11 +334,21 @@ fn sequences_are_gapless_across_completed_and_failed_transfers() {
 fn invalid_transfer_requests_cannot_be_built_or_decoded() {
     let a = || AccountId::parse("A").unwrap();
     let id = || TransactionId::parse("t").unwrap();
-    assert!(TransferRequest::new(id(), a(), AccountId::parse("B").unwrap(), Amount::ZERO, None).is_err());
+    assert!(TransferRequest::new(
+        id(),
+        a(),
+        AccountId::parse("B").unwrap(),
+        Amount::ZERO,
+        None
+    )
+    .is_err());
     assert!(TransferRequest::new(id(), a(), a(), amount("1"), None).is_err());
     let valid = request("t1", "A", "B", "1");
     let mut wire = serde_json::to_value(transfer_command(&valid)).unwrap();
-    assert_eq!(serde_json::from_value::<Command>(wire.clone()).unwrap(), transfer_command(&valid));
+    assert_eq!(
+        serde_json::from_value::<Command>(wire.clone()).unwrap(),
+        transfer_command(&valid)
+    );
     wire["request"]["amount"] = json!("0.0000");
     assert!(serde_json::from_value::<Command>(wire.clone()).is_err());
     wire["request"]["amount"] = json!("1.0000");
@@ -366,7 +376,12 @@ fn an_idempotency_key_replays_the_original_outcome_and_refuses_another_command()
     assert!(matches!(first, Outcome::AccountCreated { .. }));
     // The resend replays the creation (not "exists"), and applies nothing.
     let again = apply_command(&mut state, &create_keyed("A", "10"), context(2)).unwrap();
-    assert_eq!(again, Outcome::Replay { original: Box::new(first) });
+    assert_eq!(
+        again,
+        Outcome::Replay {
+            original: Box::new(first)
+        }
+    );
     assert_eq!(state.total, Decimal::from(10));
     // Same key, other command: refused, nothing applied.
     let other = apply_command(&mut state, &create_keyed("B", "10"), context(3)).unwrap();
@@ -381,7 +396,12 @@ fn an_idempotency_key_replays_the_original_outcome_and_refuses_another_command()
     let deleted = apply_command(&mut state, &delete, context(4)).unwrap();
     assert!(matches!(deleted, Outcome::AccountDeleted { .. }));
     let replayed = apply_command(&mut state, &delete, context(5)).unwrap();
-    assert_eq!(replayed, Outcome::Replay { original: Box::new(deleted) });
+    assert_eq!(
+        replayed,
+        Outcome::Replay {
+            original: Box::new(deleted)
+        }
+    );
 }
 
 #[test]
